@@ -1,0 +1,5 @@
+"""Allow ``python -m alertcast``."""
+
+from alertcast.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,1 @@
+"""Channel adapters: they turn messages into provider calls."""

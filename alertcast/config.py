@@ -1,0 +1,399 @@
+"""Configuration: ``alertcast.toml`` plus the ``feeds/`` and ``channels/`` catalogues.
+
+Configuration fails fast and all at once: every problem is collected with its
+file and key, so an operator fixes the whole file in one pass instead of one
+error per restart. Secrets never live in these files; a channel names the
+environment variable that holds each secret, and only the name is ever shown.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import re
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, cast
+from urllib.parse import urlsplit
+
+from alertcast.errors import ConfigError, ConfigProblem
+from alertcast.log import LogFormat
+
+DATABASE_URL_ENV = "ALERTCAST_DATABASE_URL"
+CONFIG_ENV = "ALERTCAST_CONFIG"
+DEFAULT_CONFIG_NAME = "alertcast.toml"
+_ENV_NAME = re.compile(r"^[A-Z_][A-Z0-9_]*$")
+_NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]*$")
+
+FEED_KINDS: dict[str, frozenset[str]] = {
+    # kind → keys it requires besides the common ones
+    "cap-dir": frozenset({"path"}),
+}
+"""Feed kinds this version can watch. ``cap-dir`` watches a drop folder for CAP files."""
+
+CHANNEL_KINDS: frozenset[str] = frozenset({"console", "file"})
+"""Channel kinds this version can speak on."""
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceSettings:
+    host: str = "127.0.0.1"
+    port: int = 8080
+    data_dir: Path = Path("data")
+    log_level: str = "info"
+    log_format: LogFormat = "auto"
+
+
+@dataclass(frozen=True, slots=True)
+class CapSettings:
+    max_bytes: int = 5 * 1024 * 1024
+    strict: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class FeedConfig:
+    """One watched source (a file in ``feeds/``)."""
+
+    name: str
+    kind: str
+    file: Path
+    enabled: bool = True
+    url: str | None = None
+    path: Path | None = None
+    interval_s: float = 60.0
+    timeout_s: float = 20.0
+    max_bytes: int = 5 * 1024 * 1024
+    headers: Mapping[str, str] = field(default_factory=dict)
+    mapping: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelConfig:
+    """One outbound channel (a file in ``channels/``). ``secrets`` maps a role to an env name."""
+
+    name: str
+    kind: str
+    file: Path
+    enabled: bool = True
+    secrets: Mapping[str, str] = field(default_factory=dict)
+    options: Mapping[str, Any] = field(default_factory=dict)
+
+    def secret(self, role: str) -> str | None:
+        """The secret's value, read from the environment at the moment it is needed."""
+        env_name = self.secrets.get(role)
+        return os.environ.get(env_name) if env_name else None
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    """Everything alertcast was told, validated."""
+
+    root: Path
+    file: Path | None
+    service: ServiceSettings
+    database_url: str
+    cap: CapSettings
+    feeds: tuple[FeedConfig, ...]
+    channels: tuple[ChannelConfig, ...]
+    feeds_dir: Path
+    channels_dir: Path
+
+    @property
+    def templates_dir(self) -> Path:
+        return self.channels_dir / "templates"
+
+
+class _Problems:
+    """Collects problems; typed readers that record a problem instead of raising."""
+
+    def __init__(self) -> None:
+        self.items: list[ConfigProblem] = []
+
+    def add(self, file: Path | str, key: str, message: str) -> None:
+        self.items.append(ConfigProblem(str(file), key, message))
+
+    def unknown_keys(
+        self, file: Path, prefix: str, table: Mapping[str, Any], allowed: frozenset[str]
+    ) -> None:
+        for key in table:
+            if key not in allowed:
+                hint = difflib.get_close_matches(key, sorted(allowed), n=1)
+                suffix = f"; did you mean '{hint[0]}'?" if hint else ""
+                self.add(file, f"{prefix}{key}", f"unknown key{suffix}")
+
+    def get(
+        self,
+        file: Path,
+        table: Mapping[str, Any],
+        key: str,
+        kind: type[Any] | tuple[type[Any], ...],
+        default: Any,
+        prefix: str = "",
+    ) -> Any:
+        if key not in table:
+            return default
+        value = table[key]
+        kinds = kind if isinstance(kind, tuple) else (kind,)
+        if isinstance(value, bool) and bool not in kinds:
+            ok = False
+        else:
+            ok = isinstance(value, kinds)
+        if not ok:
+            names = " or ".join(k.__name__ for k in kinds)
+            self.add(file, prefix + key, f"must be {names}, not {type(value).__name__}")
+            return default
+        return value
+
+    def positive(
+        self, file: Path, table: Mapping[str, Any], key: str, default: float, prefix: str = ""
+    ) -> float:
+        value = self.get(file, table, key, (int, float), default, prefix)
+        if value <= 0:
+            self.add(file, prefix + key, f"must be greater than 0, not {value}")
+            return default
+        return float(value)
+
+    def table(
+        self, file: Path, parent: Mapping[str, Any], key: str, prefix: str = ""
+    ) -> dict[str, Any]:
+        value = parent.get(key, {})
+        if not isinstance(value, dict):
+            self.add(file, prefix + key, "must be a table")
+            return {}
+        return cast(dict[str, Any], value)
+
+
+def _read_toml(file: Path, problems: _Problems) -> dict[str, Any] | None:
+    try:
+        with file.open("rb") as handle:
+            return tomllib.load(handle)
+    except OSError as exc:
+        problems.add(file, "", f"cannot be read: {exc.strerror or exc}")
+    except tomllib.TOMLDecodeError as exc:
+        problems.add(file, "", f"is not valid TOML: {exc}")
+    return None
+
+
+def find_config(explicit: Path | None = None) -> Path | None:
+    """The configuration file: the one given, else ``$ALERTCAST_CONFIG``, else ./alertcast.toml."""
+    if explicit is not None:
+        return explicit
+    from_env = os.environ.get(CONFIG_ENV)
+    if from_env:
+        return Path(from_env)
+    local = Path.cwd() / DEFAULT_CONFIG_NAME
+    return local if local.is_file() else None
+
+
+_TOP_KEYS = frozenset({"service", "database", "cap", "paths"})
+_SERVICE_KEYS = frozenset({"host", "port", "data_dir", "log_level", "log_format"})
+_DATABASE_KEYS = frozenset({"url"})
+_CAP_KEYS = frozenset({"max_bytes", "strict"})
+_PATHS_KEYS = frozenset({"feeds", "channels"})
+_FEED_KEYS = frozenset(
+    {
+        "name",
+        "kind",
+        "enabled",
+        "url",
+        "path",
+        "interval_s",
+        "timeout_s",
+        "max_bytes",
+        "headers",
+        "mapping",
+        "description",
+    }
+)
+_CHANNEL_KEYS = frozenset({"name", "kind", "enabled", "secrets", "options", "description"})
+
+
+def load_config(path: Path | None = None) -> Config:
+    """Read and validate the configuration; raise ``ConfigError`` listing every problem.
+
+    With no file at all, the embedded defaults apply (SQLite under ``./data``,
+    no feeds, no channels), so ``alertcast serve`` works in an empty folder.
+    """
+    problems = _Problems()
+    file = find_config(path)
+    raw: dict[str, Any] = {}
+    if file is not None:
+        if not file.is_file():
+            raise ConfigError([ConfigProblem(str(file), "", "no such configuration file")])
+        raw = _read_toml(file, problems) or {}
+    root = (file.parent if file is not None else Path.cwd()).resolve()
+    where: Path = file if file is not None else Path(DEFAULT_CONFIG_NAME)
+    problems.unknown_keys(where, "", raw, _TOP_KEYS)
+
+    service_t = problems.table(where, raw, "service")
+    problems.unknown_keys(where, "service.", service_t, _SERVICE_KEYS)
+    port = problems.get(where, service_t, "port", int, 8080, "service.")
+    if not 0 <= port <= 65535:
+        problems.add(where, "service.port", f"must be between 0 and 65535, not {port}")
+        port = 8080
+    log_format = problems.get(where, service_t, "log_format", str, "auto", "service.")
+    if log_format not in ("auto", "console", "json"):
+        problems.add(where, "service.log_format", "must be one of auto, console, json")
+        log_format = "auto"
+    log_level = problems.get(where, service_t, "log_level", str, "info", "service.")
+    if log_level.lower() not in ("debug", "info", "warning", "error", "critical"):
+        problems.add(where, "service.log_level", "must be debug, info, warning, error or critical")
+        log_level = "info"
+    data_dir = root / problems.get(where, service_t, "data_dir", str, "data", "service.")
+    service = ServiceSettings(
+        host=problems.get(where, service_t, "host", str, "127.0.0.1", "service."),
+        port=port,
+        data_dir=data_dir,
+        log_level=log_level.lower(),
+        log_format=cast(LogFormat, log_format),
+    )
+
+    database_t = problems.table(where, raw, "database")
+    problems.unknown_keys(where, "database.", database_t, _DATABASE_KEYS)
+    configured_url = problems.get(where, database_t, "url", str, None, "database.")
+    database_url = (
+        os.environ.get(DATABASE_URL_ENV)
+        or configured_url
+        or f"sqlite:///{data_dir / 'alertcast.db'}"
+    )
+    if configured_url and urlsplit(configured_url).password:
+        problems.add(
+            where,
+            "database.url",
+            f"contains a password; put the URL in ${DATABASE_URL_ENV} instead",
+        )
+
+    cap_t = problems.table(where, raw, "cap")
+    problems.unknown_keys(where, "cap.", cap_t, _CAP_KEYS)
+    cap = CapSettings(
+        max_bytes=int(problems.positive(where, cap_t, "max_bytes", 5 * 1024 * 1024, "cap.")),
+        strict=problems.get(where, cap_t, "strict", bool, False, "cap."),
+    )
+
+    paths_t = problems.table(where, raw, "paths")
+    problems.unknown_keys(where, "paths.", paths_t, _PATHS_KEYS)
+    feeds_dir = root / problems.get(where, paths_t, "feeds", str, "feeds", "paths.")
+    channels_dir = root / problems.get(where, paths_t, "channels", str, "channels", "paths.")
+
+    feeds = _load_feeds(feeds_dir, problems)
+    channels = _load_channels(channels_dir, problems)
+    if problems.items:
+        raise ConfigError(problems.items)
+    return Config(
+        root=root,
+        file=file,
+        service=service,
+        database_url=database_url,
+        cap=cap,
+        feeds=feeds,
+        channels=channels,
+        feeds_dir=feeds_dir,
+        channels_dir=channels_dir,
+    )
+
+
+def _catalogue(folder: Path) -> list[Path]:
+    return sorted(folder.glob("*.toml")) if folder.is_dir() else []
+
+
+def _check_name(file: Path, name: Any, problems: _Problems, seen: dict[str, Path]) -> str:
+    if not isinstance(name, str) or not _NAME.match(name):
+        problems.add(file, "name", "must be lowercase letters, digits, '-', '_' or '.'")
+        return file.stem
+    if name in seen:
+        problems.add(file, "name", f"'{name}' is already used by {seen[name]}")
+    seen[name] = file
+    return name
+
+
+def _load_feeds(folder: Path, problems: _Problems) -> tuple[FeedConfig, ...]:
+    feeds: list[FeedConfig] = []
+    seen: dict[str, Path] = {}
+    for file in _catalogue(folder):
+        data = _read_toml(file, problems)
+        if data is None:
+            continue
+        problems.unknown_keys(file, "", data, _FEED_KEYS)
+        name = _check_name(file, data.get("name", file.stem), problems, seen)
+        kind = problems.get(file, data, "kind", str, "", "")
+        enabled = problems.get(file, data, "enabled", bool, True)
+        if not kind:
+            problems.add(file, "kind", "is required")
+        elif kind not in FEED_KINDS:
+            known = ", ".join(sorted(FEED_KINDS))
+            if enabled:
+                problems.add(file, "kind", f"'{kind}' is not a feed kind of this version ({known})")
+        else:
+            for required in sorted(FEED_KINDS[kind]):
+                if required not in data:
+                    problems.add(file, required, f"is required for kind '{kind}'")
+        url = problems.get(file, data, "url", str, None)
+        if url is not None and not re.match(r"^(https?|file)://", url):
+            problems.add(file, "url", "must start with http://, https:// or file://")
+        path_value = problems.get(file, data, "path", str, None)
+        headers = problems.table(file, data, "headers")
+        for key, value in headers.items():
+            if not isinstance(value, str):
+                problems.add(file, f"headers.{key}", "must be a string")
+        feeds.append(
+            FeedConfig(
+                name=name,
+                kind=kind,
+                file=file,
+                enabled=enabled,
+                url=url,
+                path=(file.parent.parent / path_value) if path_value else None,
+                interval_s=problems.positive(file, data, "interval_s", 60.0),
+                timeout_s=problems.positive(file, data, "timeout_s", 20.0),
+                max_bytes=int(problems.positive(file, data, "max_bytes", 5 * 1024 * 1024)),
+                headers={k: str(v) for k, v in headers.items()},
+                mapping=problems.table(file, data, "mapping"),
+            )
+        )
+    return tuple(feeds)
+
+
+def _load_channels(folder: Path, problems: _Problems) -> tuple[ChannelConfig, ...]:
+    channels: list[ChannelConfig] = []
+    seen: dict[str, Path] = {}
+    for file in _catalogue(folder):
+        data = _read_toml(file, problems)
+        if data is None:
+            continue
+        problems.unknown_keys(file, "", data, _CHANNEL_KEYS)
+        name = _check_name(file, data.get("name", file.stem), problems, seen)
+        kind = problems.get(file, data, "kind", str, "")
+        enabled = problems.get(file, data, "enabled", bool, True)
+        if not kind:
+            problems.add(file, "kind", "is required")
+        elif kind not in CHANNEL_KINDS and enabled:
+            known = ", ".join(sorted(CHANNEL_KINDS))
+            problems.add(file, "kind", f"'{kind}' is not a channel kind of this version ({known})")
+        secrets = problems.table(file, data, "secrets")
+        checked: dict[str, str] = {}
+        for role, env_name in secrets.items():
+            if not isinstance(env_name, str) or not _ENV_NAME.match(env_name):
+                # Never echo the value: it may be the secret itself, pasted by mistake.
+                problems.add(
+                    file,
+                    f"secrets.{role}",
+                    "must name an environment variable (e.g. TELEGRAM_BOT_TOKEN), "
+                    "not hold the secret itself",
+                )
+                continue
+            checked[role] = env_name
+            if enabled and not os.environ.get(env_name):
+                problems.add(file, f"secrets.{role}", f"environment variable {env_name} is not set")
+        channels.append(
+            ChannelConfig(
+                name=name,
+                kind=kind,
+                file=file,
+                enabled=enabled,
+                secrets=checked,
+                options=problems.table(file, data, "options"),
+            )
+        )
+    return tuple(channels)

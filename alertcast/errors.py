@@ -1,0 +1,64 @@
+"""One documented tree of errors.
+
+Errors classify *behaviour*, not vendors: callers decide what to do from the
+class alone. Every message is written for a duty officer or an operator, not
+for a developer reading a traceback.
+"""
+
+from __future__ import annotations
+
+
+class AlertcastError(Exception):
+    """Base of every error alertcast raises on purpose."""
+
+
+class CapError(AlertcastError):
+    """A CAP document could not be read or does not follow the rules.
+
+    ``path`` is the element path inside the document (``/alert/info[2]/area[1]/polygon``)
+    so that the person fixing the feed knows where to look.
+    """
+
+    def __init__(self, reason: str, path: str = "/") -> None:
+        self.reason = reason
+        self.path = path
+        super().__init__(f"{path}: {reason}" if path else reason)
+
+
+class ConfigError(AlertcastError):
+    """The configuration is wrong. Carries every problem found, each with file and key."""
+
+    def __init__(self, problems: list[ConfigProblem]) -> None:
+        self.problems = problems
+        super().__init__("; ".join(str(p) for p in problems))
+
+
+class ConfigProblem:
+    """One configuration problem: which file, which key, what is wrong."""
+
+    __slots__ = ("file", "key", "message")
+
+    def __init__(self, file: str, key: str, message: str) -> None:
+        self.file = file
+        self.key = key
+        self.message = message
+
+    def __str__(self) -> str:
+        where = f"{self.file}: {self.key}" if self.key else self.file
+        return f"{where}: {self.message}"
+
+    def __repr__(self) -> str:
+        return f"ConfigProblem({self.file!r}, {self.key!r}, {self.message!r})"
+
+
+class StoreError(AlertcastError):
+    """The database could not do what was asked (unreachable, migrations missing...)."""
+
+
+class AuditError(AlertcastError):
+    """The audit trail is broken: a record was edited, removed, inserted or reordered."""
+
+    def __init__(self, sequence: int, reason: str) -> None:
+        self.sequence = sequence
+        self.reason = reason
+        super().__init__(f"audit record {sequence}: {reason}")

@@ -1,0 +1,1 @@
+"""Feed adapters: they turn the outside world's bytes into alerts (through ``ingest``)."""

@@ -1,0 +1,1 @@
+"""The HTTP side: health probes and the status page (aiohttp)."""

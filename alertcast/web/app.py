@@ -1,0 +1,121 @@
+"""aiohttp application: ``/healthz``, ``/readyz`` and a read-only status page at ``/``.
+
+``/healthz`` answers while the process lives (for restarts); ``/readyz``
+answers 200 only when the database is reachable and its schema is current
+(for load balancers: an instance that cannot persist must not take work).
+"""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiohttp import web
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from alertcast import __version__, audit
+from alertcast.domain import Status
+from alertcast.store.alerts import AlertRepository
+from alertcast.store.migrate import is_current
+
+ENGINE: web.AppKey[AsyncEngine] = web.AppKey("engine", AsyncEngine)
+REPOSITORY: web.AppKey[AlertRepository] = web.AppKey("repository", AlertRepository)
+
+
+async def healthz(_request: web.Request) -> web.Response:
+    return web.json_response({"status": "alive", "version": __version__})
+
+
+async def readyz(request: web.Request) -> web.Response:
+    engine = request.app[ENGINE]
+    checks: dict[str, Any] = {}
+    try:
+        async with engine.connect() as conn:
+            await conn.execute(text("SELECT 1"))
+        checks["database"] = "ok"
+        checks["migrations"] = "current" if await is_current(engine) else "behind"
+    except Exception as exc:  # any database failure means "not ready", reported, never raised
+        checks["database"] = f"unreachable: {type(exc).__name__}"
+    ready = checks.get("database") == "ok" and checks.get("migrations") == "current"
+    return web.json_response(
+        {"status": "ready" if ready else "not ready", "checks": checks},
+        status=200 if ready else 503,
+    )
+
+
+_STATUS_CLASS = {
+    Status.ACTUAL: "actual",
+    Status.EXERCISE: "drill",
+    Status.TEST: "drill",
+    Status.SYSTEM: "drill",
+    Status.DRAFT: "drill",
+}
+
+_PAGE = """<!doctype html>
+<html lang="es"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<meta http-equiv="refresh" content="5">
+<title>alertcast</title>
+<style>
+body{{font-family:system-ui,sans-serif;margin:2rem;max-width:70rem}}
+table{{border-collapse:collapse;width:100%}}td,th{{border-bottom:1px solid #ccc;padding:.4rem;text-align:left}}
+.drill{{background:#fff3cd}} .actual{{background:#f8d7da}} small{{color:#555}}
+</style></head><body>
+<h1>alertcast <small>{version}</small></h1>
+<p>Alertas recibidas / Alerts received: <b>{count}</b> ·
+Registros de auditoría / Audit records: <b>{audit_count}</b></p>
+<table><thead><tr><th>Estado / Status</th><th>Tipo / Type</th><th>Evento / Event</th>
+<th>Emisor / Sender</th><th>Enviada / Sent</th><th>Fuente / Source</th></tr></thead>
+<tbody>{rows}</tbody></table>
+</body></html>"""
+
+
+async def index(request: web.Request) -> web.Response:
+    repository = request.app[REPOSITORY]
+    stored = await repository.list_recent(50)
+    rows = []
+    for item in stored:
+        alert = item.alert
+        info = alert.info_for("es")
+        event = (info.headline or info.event) if info else ""
+        status_text = alert.status.value if alert.status is Status.ACTUAL else (
+            f"{alert.status.value.upper()} — no es real / not real"
+        )
+        cells = (status_text, alert.msg_type.value, event, alert.sender, alert.sent.isoformat(),
+                 item.source)
+        rows.append(
+            f'<tr class="{_STATUS_CLASS[alert.status]}">'
+            + "".join(f"<td>{html.escape(str(c))}</td>" for c in cells)
+            + "</tr>"
+        )
+    body = _PAGE.format(
+        version=__version__,
+        count=await repository.count(),
+        audit_count=await audit.count(request.app[ENGINE]),
+        rows="\n".join(rows),
+    )
+    return web.Response(text=body, content_type="text/html")
+
+
+@web.middleware
+async def security_headers(
+    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+) -> web.StreamResponse:
+    response = await handler(request)
+    response.headers.setdefault("X-Content-Type-Options", "nosniff")
+    response.headers.setdefault("X-Frame-Options", "DENY")
+    response.headers.setdefault("Referrer-Policy", "no-referrer")
+    response.headers.setdefault("Content-Security-Policy", "default-src 'self'; style-src 'unsafe-inline'")
+    return response
+
+
+def make_web_app(engine: AsyncEngine, repository: AlertRepository) -> web.Application:
+    app = web.Application(middlewares=[security_headers], client_max_size=6 * 1024 * 1024)
+    app[ENGINE] = engine
+    app[REPOSITORY] = repository
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)
+    app.router.add_get("/", index)
+    return app
