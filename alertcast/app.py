@@ -99,7 +99,7 @@ async def serve(
         bind_port = config.service.port if port is None else port
         site = web.TCPSite(runner, bind_host, bind_port)
         await site.start()
-        sockets = site._server.sockets if site._server is not None else ()  # noqa: SLF001
+        sockets = site._server.sockets if site._server is not None else ()
         actual_port = sockets[0].getsockname()[1] if sockets else bind_port
         runtime.site_url = f"http://{bind_host}:{actual_port}"
         log.info("service.started", url=runtime.site_url, feeds=len(runtime.feeds))

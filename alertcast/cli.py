@@ -100,9 +100,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             if args.audit_command == "verify":
                 return asyncio.run(cmd_audit_verify(config.database_url))
             if args.audit_command == "export":
-                return asyncio.run(
-                    cmd_audit_export(config.database_url, args.format, args.output)
-                )
+                return asyncio.run(cmd_audit_export(config.database_url, args.format, args.output))
             return asyncio.run(cmd_audit_tail(config.database_url, args.n))
     except ConfigError as exc:
         _print_problems(exc)
@@ -144,7 +142,9 @@ def cmd_parse(paths: Sequence[Path], *, strict: bool, max_bytes: int) -> int:
                 failed = True
             else:
                 for item in parsed:
-                    record = alert_to_json(item.alert, source_file=str(path), warnings=item.warnings)
+                    record = alert_to_json(
+                        item.alert, source_file=str(path), warnings=item.warnings
+                    )
                     out.write(json.dumps(record, ensure_ascii=False) + "\n")
             bar.advance()
     return EXIT_BAD_INPUT if failed else EXIT_OK
@@ -256,8 +256,10 @@ def cmd_demo(port: int, data_dir: Path | None) -> int:
     print(t("demo.data_dir", path=root), file=sys.stderr)
 
     async def on_ready(runtime: Runtime) -> None:
-        print(t("serve.listening", host=config.service.host, port=runtime.site_url.rsplit(":", 1)[1]),
-              file=sys.stderr)
+        print(
+            t("serve.listening", host=config.service.host, port=runtime.site_url.rsplit(":", 1)[1]),
+            file=sys.stderr,
+        )
         await demo.drip_samples(config.service.data_dir / "inbox")
 
     asyncio.run(serve(config, on_ready=on_ready))

@@ -136,10 +136,8 @@ class _Problems:
             return default
         value = table[key]
         kinds = kind if isinstance(kind, tuple) else (kind,)
-        if isinstance(value, bool) and bool not in kinds:
-            ok = False
-        else:
-            ok = isinstance(value, kinds)
+        # bool is an int in Python; a TOML `true` must not pass for a number.
+        ok = isinstance(value, kinds) and not (isinstance(value, bool) and bool not in kinds)
         if not ok:
             names = " or ".join(k.__name__ for k in kinds)
             self.add(file, prefix + key, f"must be {names}, not {type(value).__name__}")

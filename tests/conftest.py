@@ -31,7 +31,9 @@ def corpus_dir() -> Path:
     if not (path / "SOURCES.md").is_file():
         if os.environ.get("ALERTCAST_REQUIRE_CORPUS") == "1":
             pytest.fail(f"ALERTCAST_REQUIRE_CORPUS=1 but the corpus is missing at {path}")
-        pytest.skip(f"the public corpus is not at {path} (set ALERTCAST_CORPUS to use one elsewhere)")
+        pytest.skip(
+            f"the public corpus is not at {path} (set ALERTCAST_CORPUS to use one elsewhere)"
+        )
     return path
 
 
@@ -52,7 +54,9 @@ def postgres_url() -> str:
     """The PostgreSQL server the tests may use; skip with a reason when none is configured."""
     url = postgres_admin_url()
     if url is None:
-        pytest.skip("PostgreSQL tests need ALERTCAST_TEST_POSTGRES_URL (e.g. postgresql://postgres@127.0.0.1:5432/test)")
+        pytest.skip(
+            "PostgreSQL tests need ALERTCAST_TEST_POSTGRES_URL (e.g. postgresql://postgres@127.0.0.1:5432/test)"
+        )
     return url
 
 
@@ -100,7 +104,9 @@ async def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncI
         return
     admin = postgres_admin_url()
     if admin is None:
-        pytest.skip("PostgreSQL tests need ALERTCAST_TEST_POSTGRES_URL (e.g. postgresql://postgres@127.0.0.1:5432/test)")
+        pytest.skip(
+            "PostgreSQL tests need ALERTCAST_TEST_POSTGRES_URL (e.g. postgresql://postgres@127.0.0.1:5432/test)"
+        )
     url, name = await _create_database(admin)
     try:
         yield url

@@ -60,7 +60,8 @@ _PAGE = """<!doctype html>
 <title>alertcast</title>
 <style>
 body{{font-family:system-ui,sans-serif;margin:2rem;max-width:70rem}}
-table{{border-collapse:collapse;width:100%}}td,th{{border-bottom:1px solid #ccc;padding:.4rem;text-align:left}}
+table{{border-collapse:collapse;width:100%}}
+td,th{{border-bottom:1px solid #ccc;padding:.4rem;text-align:left}}
 .drill{{background:#fff3cd}} .actual{{background:#f8d7da}} small{{color:#555}}
 </style></head><body>
 <h1>alertcast <small>{version}</small></h1>
@@ -80,11 +81,19 @@ async def index(request: web.Request) -> web.Response:
         alert = item.alert
         info = alert.info_for("es")
         event = (info.headline or info.event) if info else ""
-        status_text = alert.status.value if alert.status is Status.ACTUAL else (
-            f"{alert.status.value.upper()} — no es real / not real"
+        status_text = (
+            alert.status.value
+            if alert.status is Status.ACTUAL
+            else (f"{alert.status.value.upper()} — no es real / not real")
         )
-        cells = (status_text, alert.msg_type.value, event, alert.sender, alert.sent.isoformat(),
-                 item.source)
+        cells = (
+            status_text,
+            alert.msg_type.value,
+            event,
+            alert.sender,
+            alert.sent.isoformat(),
+            item.source,
+        )
         rows.append(
             f'<tr class="{_STATUS_CLASS[alert.status]}">'
             + "".join(f"<td>{html.escape(str(c))}</td>" for c in cells)
@@ -107,7 +116,9 @@ async def security_headers(
     response.headers.setdefault("X-Content-Type-Options", "nosniff")
     response.headers.setdefault("X-Frame-Options", "DENY")
     response.headers.setdefault("Referrer-Policy", "no-referrer")
-    response.headers.setdefault("Content-Security-Policy", "default-src 'self'; style-src 'unsafe-inline'")
+    response.headers.setdefault(
+        "Content-Security-Policy", "default-src 'self'; style-src 'unsafe-inline'"
+    )
     return response
 
 

@@ -66,9 +66,7 @@ def test_parse_strict_turns_warnings_into_errors(
     capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
     lax = tmp_path / "lax.xml"
-    lax.write_bytes(
-        GOOD.read_bytes().replace(b"<scope>Public</scope>", b"<scope>public</scope>")
-    )
+    lax.write_bytes(GOOD.read_bytes().replace(b"<scope>Public</scope>", b"<scope>public</scope>"))
     assert main(["parse", str(lax)]) == 0
     record = json.loads(capsys.readouterr().out)
     assert record["warnings"], "a lenient parse reports what it repaired"
@@ -134,6 +132,7 @@ def _config_for(database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPat
 async def _ingest_samples(database_url: str) -> None:
     from alertcast.cap import parse_cap
     from alertcast.store.alerts import AlertRepository
+
     from alertcast.store.migrate import upgrade
 
     await upgrade(database_url)
@@ -142,7 +141,9 @@ async def _ingest_samples(database_url: str) -> None:
         repository = AlertRepository(engine)
         for path in (GOOD, UPDATE):
             parsed = parse_cap(path.read_bytes())
-            await repository.ingest(parsed.alert, raw=path.read_bytes(), source="test", actor="cli-test")
+            await repository.ingest(
+                parsed.alert, raw=path.read_bytes(), source="test", actor="cli-test"
+            )
     finally:
         await engine.dispose()
 
@@ -171,9 +172,12 @@ async def test_audit_commands_verify_export_and_tail(
     assert capsys.readouterr().out.strip() == "audit trail intact: 2 records checked"
 
     out_file = tmp_path / "audit.csv"
-    assert await asyncio.to_thread(
-        main, ["audit", "export", "--config", cfg, "--format", "csv", "--output", str(out_file)]
-    ) == 0
+    assert (
+        await asyncio.to_thread(
+            main, ["audit", "export", "--config", cfg, "--format", "csv", "--output", str(out_file)]
+        )
+        == 0
+    )
     rows = out_file.read_text(encoding="utf-8").strip().splitlines()
     assert len(rows) == 3  # header and two records
     assert "alert.ingested" in rows[1]

@@ -10,11 +10,11 @@ from pathlib import Path
 import aiohttp
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
+from alertcast.store.alerts import AlertRepository
 
 from alertcast import audit
 from alertcast.app import Runtime, serve
 from alertcast.config import load_config
-from alertcast.store.alerts import AlertRepository
 from alertcast.store.engine import make_engine
 from alertcast.web.app import make_web_app
 
@@ -84,7 +84,10 @@ async def test_a_dropped_alert_is_stored_audited_announced_and_shown(
     status, body = seen["/healthz"]  # type: ignore[misc]
     assert status == 200 and json.loads(body)["status"] == "alive"
     status, body = seen["/readyz"]  # type: ignore[misc]
-    assert status == 200 and json.loads(body)["checks"] == {"database": "ok", "migrations": "current"}
+    assert status == 200 and json.loads(body)["checks"] == {
+        "database": "ok",
+        "migrations": "current",
+    }
     status, body = seen["/"]  # type: ignore[misc]
     assert status == 200
     assert "SIMULACRO: alerta sísmica en la Ciudad de México" in body

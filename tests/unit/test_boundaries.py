@@ -27,18 +27,16 @@ def imported_modules(path: Path) -> set[str]:
 def test_core_module_imports_no_sdk(module: str) -> None:
     path = PACKAGE / module
     assert path.is_file(), f"core module {module} is missing"
-    offending = sorted(
-        name for name in imported_modules(path) if name.split(".")[0] in SDKS
-    )
+    offending = sorted(name for name in imported_modules(path) if name.split(".")[0] in SDKS)
     assert offending == [], f"{module} imports {offending}"
 
 
 def test_core_never_imports_adapters() -> None:
     for module in CORE:
         for name in imported_modules(PACKAGE / module):
-            assert not name.startswith(("alertcast.channels", "alertcast.feeds", "alertcast.web")), (
-                f"{module} imports adapter {name}"
-            )
+            assert not name.startswith(
+                ("alertcast.channels", "alertcast.feeds", "alertcast.web")
+            ), f"{module} imports adapter {name}"
 
 
 def test_the_checker_sees_an_sdk_import(tmp_path: Path) -> None:

@@ -33,14 +33,19 @@ def test_defaults_without_any_file(tmp_path: Path, monkeypatch: pytest.MonkeyPat
 
 
 def test_a_valid_configuration_loads(tmp_path: Path) -> None:
-    cfg = write(tmp_path / "alertcast.toml", '[service]\nport = 9000\n[cap]\nstrict = true\n')
+    cfg = write(tmp_path / "alertcast.toml", "[service]\nport = 9000\n[cap]\nstrict = true\n")
     write(tmp_path / "feeds" / "inbox.toml", 'kind = "cap-dir"\npath = "in"\ninterval_s = 5\n')
     write(tmp_path / "channels" / "console.toml", 'kind = "console"\n')
     config = load_config(cfg)
     assert config.service.port == 9000
     assert config.cap.strict is True
     (feed,) = config.feeds
-    assert (feed.name, feed.kind, feed.interval_s, feed.path) == ("inbox", "cap-dir", 5.0, tmp_path / "in")
+    assert (feed.name, feed.kind, feed.interval_s, feed.path) == (
+        "inbox",
+        "cap-dir",
+        5.0,
+        tmp_path / "in",
+    )
     assert config.channels[0].name == "console"
 
 
@@ -93,10 +98,15 @@ def test_a_secret_pasted_into_a_file_is_refused_without_echoing_it(tmp_path: Pat
     assert "very-secret" not in text
 
 
-def test_a_missing_secret_variable_is_named(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_missing_secret_variable_is_named(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.delenv("DEMO_TOKEN_FOR_TEST", raising=False)
     cfg = write(tmp_path / "alertcast.toml", "")
-    write(tmp_path / "channels" / "c.toml", 'kind = "console"\n[secrets]\ntoken = "DEMO_TOKEN_FOR_TEST"\n')
+    write(
+        tmp_path / "channels" / "c.toml",
+        'kind = "console"\n[secrets]\ntoken = "DEMO_TOKEN_FOR_TEST"\n',
+    )
     with pytest.raises(ConfigError) as caught:
         load_config(cfg)
     assert "DEMO_TOKEN_FOR_TEST is not set" in str(caught.value)

@@ -12,7 +12,9 @@ from alertcast.log import configure_logging, mask_secrets
 
 
 def test_secret_looking_keys_are_masked() -> None:
-    event = mask_secrets(None, "info", {"event": "x", "token": "abc", "api_key": "k", "token_env": "T"})
+    event = mask_secrets(
+        None, "info", {"event": "x", "token": "abc", "api_key": "k", "token_env": "T"}
+    )
     assert event["token"] == "***"
     assert event["api_key"] == "***"
     assert event["token_env"] == "T"  # the *name* of a variable is not a secret

@@ -1,0 +1,71 @@
+"""``alertcast demo`` as a newcomer runs it: it starts, shows alerts arriving, stops cleanly."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+
+def test_demo_runs_end_to_end_and_stops_on_sigterm(tmp_path: Path) -> None:
+    env = {**os.environ, "ALERTCAST_LANG": "en"}
+    env.pop("ALERTCAST_DATABASE_URL", None)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "alertcast",
+            "demo",
+            "--port",
+            "0",
+            "--data-dir",
+            str(tmp_path / "d"),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    try:
+        url = None
+        assert proc.stderr is not None
+        for _ in range(200):  # bounded: the banner comes within the first lines
+            line = proc.stderr.readline()
+            if not line:
+                break
+            found = re.search(r"open (http://127\.0\.0\.1:\d+)/", line)
+            if found:
+                url = found.group(1)
+                break
+        assert url, "the demo never said where it listens"
+        outbox = tmp_path / "d" / "data" / "outbox" / "console.jsonl"
+        rejected = tmp_path / "d" / "data" / "inbox" / "rejected"
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            lines = outbox.read_text(encoding="utf-8").splitlines() if outbox.exists() else []
+            if len(lines) >= 3 and rejected.is_dir() and any(rejected.iterdir()):
+                break
+            time.sleep(0.2)
+        announced = [
+            json.loads(line)["text"] for line in outbox.read_text(encoding="utf-8").splitlines()
+        ]
+        assert len(announced) == 3
+        assert all(text.startswith("[SIMULACRO / EXERCISE]") for text in announced)
+        assert [p.name for p in rejected.iterdir()] == ["04-documento-danado.xml"]
+        with urllib.request.urlopen(url + "/readyz", timeout=10) as response:
+            assert response.status == 200
+        with urllib.request.urlopen(url + "/", timeout=10) as response:
+            page = response.read().decode("utf-8")
+        assert "SIMULACRO: circulación reabierta en un carril, km 45" in page
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0
+    assert "Traceback" not in err
+    assert "service.stopped" in err
