@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from alertcast import __version__, audit
 from alertcast.domain import Status
 from alertcast.store.alerts import AlertRepository
+from alertcast.store.engine import read_only
 from alertcast.store.migrate import is_current
 
 ENGINE: web.AppKey[AsyncEngine] = web.AppKey("engine", AsyncEngine)
@@ -32,7 +33,7 @@ async def readyz(request: web.Request) -> web.Response:
     engine = request.app[ENGINE]
     checks: dict[str, Any] = {}
     try:
-        async with engine.connect() as conn:
+        async with read_only(engine) as conn:  # never queues behind writers on SQLite
             await conn.execute(text("SELECT 1"))
         checks["database"] = "ok"
         checks["migrations"] = "current" if await is_current(engine) else "behind"

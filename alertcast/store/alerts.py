@@ -1,0 +1,210 @@
+"""Received alerts: stored once per CAP key, with the document as it arrived.
+
+Feeds repeat themselves (an Atom feed lists the same alert on every poll, two
+feeds carry the same national alert), so storing is idempotent on the alert's
+key ``(sender, identifier, sent)``: the first copy is kept, later copies are
+reported as already known. The check is the database's own unique constraint
+(``INSERT ... ON CONFLICT DO NOTHING``), so it also holds when two pollers
+deliver the same alert at the same moment.
+
+Three forms are kept: ``raw``, the bytes as received with any signature intact
+(the evidence); ``normalized``, the model as canonical JSON (what the code
+reads back); and the few columns needed to find and order alerts.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import structlog
+from sqlalchemy import ColumnElement, and_, func, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Row
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from alertcast import audit
+from alertcast.alert_json import alert_from_json, alert_to_json
+from alertcast.domain import Alert, AlertKey
+from alertcast.errors import StoreError
+from alertcast.store.engine import database_errors, read_only
+from alertcast.store.tables import alerts
+
+log = structlog.get_logger(__name__)
+
+INGESTED_ACTION = "alert.ingested"
+
+
+@dataclass(frozen=True, slots=True)
+class IngestResult:
+    """What :meth:`AlertRepository.ingest` did with one alert.
+
+    ``audit_seq`` is the sequence number of the ``alert.ingested`` record, None
+    when the alert was already known. ``content_differs`` flags a known key
+    whose stored content is not the same as this copy's: CAP requires a new
+    identifier for a changed message, so this is an issuer's mistake or a
+    forgery worth a look; the first copy stays the stored one.
+    """
+
+    key: AlertKey
+    created: bool
+    alert_id: int
+    audit_seq: int | None = None
+    content_differs: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class StoredAlert:
+    """An alert as stored, with where it came from and the document it came in."""
+
+    id: int
+    alert: Alert
+    raw: bytes | None
+    source: str
+    cap_version: str
+    warnings: tuple[str, ...]
+    received_at: datetime
+
+
+def _canonical(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def _key_matches(key: AlertKey) -> ColumnElement[bool]:
+    return and_(
+        alerts.c.sender == key.sender,
+        alerts.c.identifier == key.identifier,
+        alerts.c.sent_utc == key.sent,
+    )
+
+
+def _stored_from_row(row: Row[Any]) -> StoredAlert:
+    return StoredAlert(
+        id=int(row.id),
+        alert=alert_from_json(json.loads(row.normalized)),
+        raw=bytes(row.raw) if row.raw is not None else None,
+        source=row.source,
+        cap_version=row.cap_version,
+        warnings=tuple(json.loads(row.warnings)),
+        received_at=row.received_at,
+    )
+
+
+class AlertRepository:
+    """Stores and reads received alerts."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+
+    @property
+    def engine(self) -> AsyncEngine:
+        """The engine this repository works on (shared with the audit trail)."""
+        return self._engine
+
+    async def ingest(
+        self,
+        alert: Alert,
+        *,
+        raw: bytes | None,
+        source: str,
+        actor: str,
+        warnings: Sequence[str] = (),
+        cap_version: str = "1.2",
+    ) -> IngestResult:
+        """Store ``alert`` unless its key is already stored, and audit it if new.
+
+        The alert row and its ``alert.ingested`` audit record are written in one
+        transaction: either both exist or neither does. ``raw`` is None for an
+        alert composed here rather than received.
+        """
+        if alert.sent.tzinfo is None:
+            raise ValueError(f"alert {alert.identifier!r} has a naive sent time")
+        key = alert.key
+        normalized = _canonical(alert_to_json(alert))
+        values = {
+            "sender": alert.sender,
+            "identifier": alert.identifier,
+            "sent": alert.sent.isoformat(),
+            "sent_utc": alert.sent,
+            "status": alert.status.value,
+            "msg_type": alert.msg_type.value,
+            "cap_version": cap_version,
+            "source": source,
+            "raw": raw,
+            "normalized": normalized,
+            "warnings": _canonical(list(warnings)),
+            "received_at": datetime.now(UTC),
+        }
+        with database_errors(f"cannot store alert {key}"):
+            async with self._engine.begin() as conn:
+                alert_id = await _insert_if_new(conn, values)
+                if alert_id is None:
+                    return await _already_known(conn, key, normalized)
+                record = await audit.append(
+                    conn,
+                    actor=actor,
+                    action=INGESTED_ACTION,
+                    subject=str(key),
+                    data={
+                        "source": source,
+                        "status": alert.status.value,
+                        "msg_type": alert.msg_type.value,
+                        "cap_version": cap_version,
+                        "raw_sha256": hashlib.sha256(raw).hexdigest() if raw is not None else None,
+                    },
+                )
+        return IngestResult(key=key, created=True, alert_id=alert_id, audit_seq=record.seq)
+
+    async def get(self, key: AlertKey) -> StoredAlert | None:
+        """The stored alert with this key (any spelling of the same ``sent`` instant), or None."""
+        with database_errors(f"cannot read alert {key}"):
+            async with read_only(self._engine) as conn:
+                row = (await conn.execute(select(alerts).where(_key_matches(key)))).first()
+        return _stored_from_row(row) if row is not None else None
+
+    async def list_recent(self, limit: int = 50) -> list[StoredAlert]:
+        """The ``limit`` alerts sent last, newest first."""
+        query = select(alerts).order_by(alerts.c.sent_utc.desc(), alerts.c.id.desc()).limit(limit)
+        with database_errors("cannot list alerts"):
+            async with read_only(self._engine) as conn:
+                rows = (await conn.execute(query)).all()
+        return [_stored_from_row(row) for row in rows]
+
+    async def count(self) -> int:
+        """How many alerts are stored."""
+        with database_errors("cannot count alerts"):
+            async with read_only(self._engine) as conn:
+                result = await conn.execute(select(func.count()).select_from(alerts))
+                return int(result.scalar_one())
+
+
+async def _insert_if_new(conn: AsyncConnection, values: dict[str, Any]) -> int | None:
+    """Insert the row; its id, or None when the key is already stored."""
+    dialect = conn.dialect.name
+    if dialect == "postgresql":
+        statement: Any = postgresql.insert(alerts)
+    elif dialect == "sqlite":
+        statement = sqlite.insert(alerts)
+    else:
+        raise StoreError(f"alerts cannot be stored in a {dialect!r} database")
+    statement = (
+        statement.values(**values)
+        .on_conflict_do_nothing(index_elements=["sender", "identifier", "sent_utc"])
+        .returning(alerts.c.id)
+    )
+    new_id = (await conn.execute(statement)).scalar_one_or_none()
+    return int(new_id) if new_id is not None else None
+
+
+async def _already_known(conn: AsyncConnection, key: AlertKey, normalized: str) -> IngestResult:
+    existing = (
+        await conn.execute(select(alerts.c.id, alerts.c.normalized).where(_key_matches(key)))
+    ).one()
+    differs = existing.normalized != normalized
+    if differs:
+        log.warning("alert.duplicate_key_differs", alert=str(key))
+    return IngestResult(key=key, created=False, alert_id=int(existing.id), content_differs=differs)

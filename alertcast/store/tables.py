@@ -1,0 +1,106 @@
+"""The tables, as SQLAlchemy Core metadata.
+
+This is the schema the code reads and writes; the migrations under
+``migrations/versions`` are what create it. Changing a table here means adding
+a migration: a test compares the two.
+
+Both tables keep text exactly as it was hashed or received, so that what the
+database returns is byte-for-byte what was proven or signed.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    DateTime,
+    Dialect,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.types import TypeDecorator
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+"""Deterministic constraint names, so that later migrations can drop or alter them
+by name on both databases (SQLite otherwise leaves them unnamed)."""
+
+metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """An aware UTC timestamp on both databases.
+
+    PostgreSQL stores ``timestamptz``; SQLite has no time zones and would hand
+    back naive values. Values are converted to UTC on the way in and come back
+    aware on the way out, so comparisons and ordering agree on both engines.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError(f"naive datetime {value!r}: a stored timestamp needs a time zone")
+        utc = value.astimezone(UTC)
+        return utc.replace(tzinfo=None) if dialect.name == "sqlite" else utc
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        assert isinstance(value, datetime)
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+# SQLite only auto-increments a column declared exactly INTEGER PRIMARY KEY.
+_AutoId = BigInteger().with_variant(Integer(), "sqlite")
+
+alerts = Table(
+    "alerts",
+    metadata,
+    Column("id", _AutoId, primary_key=True, autoincrement=True),
+    Column("sender", Text, nullable=False),
+    Column("identifier", Text, nullable=False),
+    Column("sent", String(64), nullable=False, comment="CAP sent text, with its offset"),
+    Column("sent_utc", UtcDateTime, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("msg_type", String(16), nullable=False),
+    Column("cap_version", String(8), nullable=False),
+    Column("source", Text, nullable=False, comment="feed name or user it came from"),
+    Column("raw", LargeBinary, nullable=True, comment="the document as received"),
+    Column("normalized", Text, nullable=False, comment="alert_to_json, canonical JSON"),
+    Column("warnings", Text, nullable=False, comment="JSON list of parser warnings"),
+    Column("received_at", UtcDateTime, nullable=False),
+    UniqueConstraint("sender", "identifier", "sent_utc"),
+    Index("ix_alerts_sent_utc", "sent_utc"),
+)
+
+audit_log = Table(
+    "audit_log",
+    metadata,
+    Column("seq", BigInteger, primary_key=True, autoincrement=False),
+    Column("at", String(40), nullable=False, comment="ISO-8601 UTC text, as hashed"),
+    Column("actor", Text, nullable=False),
+    Column("action", Text, nullable=False),
+    Column("subject", Text, nullable=False),
+    Column("data", Text, nullable=False, comment="canonical JSON text, as hashed"),
+    Column("prev_hash", String(64), nullable=False),
+    Column("hash", String(64), nullable=False),
+    Index("ix_audit_log_subject", "subject"),
+)
