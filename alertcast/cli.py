@@ -78,6 +78,10 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    from alertcast.log import configure_logging
+
+    # Logs go to stderr from the first line on: stdout carries only the command's output.
+    configure_logging("warning", "auto")
     try:
         if args.command == "parse":
             return cmd_parse(args.paths, strict=args.strict, max_bytes=args.max_bytes)
@@ -86,8 +90,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "demo":
             return cmd_demo(args.port, args.data_dir)
         config = _load(args.config)
-        from alertcast.log import configure_logging
-
         configure_logging(config.service.log_level, config.service.log_format)
         if args.command == "serve":
             from alertcast.app import serve

@@ -19,6 +19,14 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _logs_to_stderr() -> None:
+    """Logs never mix with a command's stdout, also in tests that call code directly."""
+    from alertcast.log import configure_logging
+
+    configure_logging("debug", "json")
+
+
 def _corpus_path() -> Path:
     override = os.environ.get("ALERTCAST_CORPUS")
     return Path(override) if override else REPO_ROOT.parent / "shared" / "corpus"
