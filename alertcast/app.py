@@ -99,8 +99,8 @@ async def serve(
         bind_port = config.service.port if port is None else port
         site = web.TCPSite(runner, bind_host, bind_port)
         await site.start()
-        sockets = site._server.sockets if site._server is not None else ()
-        actual_port = sockets[0].getsockname()[1] if sockets else bind_port
+        addresses = runner.addresses  # the real port when 0 asked the system for a free one
+        actual_port = addresses[0][1] if addresses else bind_port
         runtime.site_url = f"http://{bind_host}:{actual_port}"
         log.info("service.started", url=runtime.site_url, feeds=len(runtime.feeds))
         async with asyncio.TaskGroup() as group:
