@@ -13,7 +13,7 @@ import json
 import os
 import sys
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
@@ -73,7 +73,21 @@ def _parser() -> argparse.ArgumentParser:
     q = audit_sub.add_parser("tail", help="show the latest records")
     with_config(q)
     q.add_argument("-n", type=int, default=20, help="how many (default 20)")
+    for register in _extensions():
+        register(sub)
     return parser
+
+
+Register = Callable[["argparse._SubParsersAction[argparse.ArgumentParser]"], None]
+
+
+def _extensions() -> list[Register]:
+    """Subcommands that live in their own modules (``alertcast/cli_*.py``).
+
+    Each module has ``register(sub)``, which adds its parsers and sets
+    ``func`` (taking the parsed args, returning the exit code) as a default.
+    """
+    return []
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -83,6 +97,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     # Logs go to stderr from the first line on: stdout carries only the command's output.
     configure_logging("warning", "auto")
     try:
+        if getattr(args, "func", None) is not None:
+            return int(args.func(args))
         if args.command == "parse":
             return cmd_parse(args.paths, strict=args.strict, max_bytes=args.max_bytes)
         if args.command == "check":
