@@ -161,7 +161,10 @@ def cmd_parse(paths: Sequence[Path], *, strict: bool, max_bytes: int) -> int:
             else:
                 for item in parsed:
                     record = alert_to_json(
-                        item.alert, source_file=str(path), warnings=item.warnings
+                        item.alert,
+                        source_file=str(path),
+                        warnings=item.warnings,
+                        notices=item.notices,
                     )
                     out.write(json.dumps(record, ensure_ascii=False) + "\n")
             bar.advance()

@@ -88,7 +88,7 @@ class Ingestor:
             raw=raw,
             source=source,
             actor=actor,
-            warnings=item.warnings,
+            warnings=(*item.warnings, *item.notices),
             cap_version=item.cap_version,
         )
         log.info(
