@@ -19,9 +19,9 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 
 
-@pytest.fixture(autouse=True, scope="session")
+@pytest.fixture(autouse=True)
 def _logs_to_stderr() -> None:
-    """Logs never mix with a command's stdout, also in tests that call code directly."""
+    """Logs go to stderr at debug level in every test, whatever an earlier test configured."""
     from alertcast.log import configure_logging
 
     configure_logging("debug", "json")

@@ -132,7 +132,6 @@ def _config_for(database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPat
 async def _ingest_samples(database_url: str) -> None:
     from alertcast.cap import parse_cap
     from alertcast.store.alerts import AlertRepository
-
     from alertcast.store.migrate import upgrade
 
     await upgrade(database_url)

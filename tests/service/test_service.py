@@ -10,11 +10,11 @@ from pathlib import Path
 import aiohttp
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
-from alertcast.store.alerts import AlertRepository
 
 from alertcast import audit
 from alertcast.app import Runtime, serve
 from alertcast.config import load_config
+from alertcast.store.alerts import AlertRepository
 from alertcast.store.engine import make_engine
 from alertcast.web.app import make_web_app
 
