@@ -62,3 +62,16 @@ class AuditError(AlertcastError):
         self.sequence = sequence
         self.reason = reason
         super().__init__(f"audit record {sequence}: {reason}")
+
+
+class FeedError(AlertcastError):
+    """A feed could not be fetched or its document could not be read at all.
+
+    ``feed`` names the feed (or the file) so the operator knows which source
+    to look at; the reason is written for a person.
+    """
+
+    def __init__(self, feed: str, reason: str) -> None:
+        self.feed = feed
+        self.reason = reason
+        super().__init__(f"{feed}: {reason}")
