@@ -32,6 +32,7 @@ MESSAGES: dict[str, dict[str, str]] = {
         "es": "base de datos en la revisión {revision} ({url})",
     },
     "parse.error": {"en": "error: {path}: {reason}", "es": "error: {path}: {reason}"},
+    "parse.warning": {"en": "warning: {path}: {reason}", "es": "aviso: {path}: {reason}"},
     "serve.listening": {
         "en": "alertcast is running: open http://{host}:{port}/ (Ctrl+C to stop)",
         "es": "alertcast está en marcha: abra http://{host}:{port}/ (Ctrl+C para detener)",

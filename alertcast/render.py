@@ -850,7 +850,7 @@ def split_telegram_html(html: str, limit: int, part_prefix: str = "") -> list[st
         parts.append(_close(opening + _body(atoms[index:end]), new_stack))
         stack = [atom for atom in new_stack]
         index = end
-    return parts or [part_prefix.rstrip()]
+    return parts or [part_prefix]
 
 
 def _apply(stack: list[_Atom], atom: _Atom) -> list[_Atom]:

@@ -54,7 +54,10 @@ class DropFolderFeed:
             self._sizes.pop(file, None)
             data = await asyncio.to_thread(file.read_bytes)
             outcome = await self._ingestor.ingest_bytes(
-                data, source=f"{self.feed.name}:{file.name}", actor=f"feed:{self.feed.name}"
+                data,
+                source=f"{self.feed.name}:{file.name}",
+                actor=f"feed:{self.feed.name}",
+                feed=self.feed.name,
             )
             target = self.folder / ("rejected" if outcome.error else "done")
             target.mkdir(exist_ok=True)

@@ -15,6 +15,7 @@ from typing import Any
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     Column,
     DateTime,
     Dialect,
@@ -28,6 +29,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.types import TypeDecorator
 
@@ -170,3 +172,25 @@ audit_log = Table(
     Column("hash", String(64), nullable=False),
     Index("ix_audit_log_subject", "subject"),
 )
+
+silences = Table(
+    "silences",
+    metadata,
+    Column("id", _AutoId, primary_key=True, autoincrement=True),
+    Column("matchers", Text, nullable=False, comment="JSON list of {label, op, value}"),
+    Column(
+        "include_extreme",
+        Boolean,
+        nullable=False,
+        server_default=false(),
+        comment="also mutes real Extreme and Immediate alerts",
+    ),
+    Column("starts_at", UtcDateTime, nullable=False),
+    Column("ends_at", UtcDateTime, nullable=False),
+    Column("author", Text, nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("expired_at", UtcDateTime, nullable=True, comment="when it was ended early, if it was"),
+    Index("ix_silences_ends_at", "ends_at"),
+)
+"""Time-boxed mutes set by operators (``alertcast silences``); every change is audited."""

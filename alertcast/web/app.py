@@ -1,4 +1,5 @@
-"""aiohttp application: ``/healthz``, ``/readyz`` and a read-only status page at ``/``.
+"""aiohttp application: ``/healthz``, ``/readyz``, a read-only status page at ``/``,
+and, when push feeds are configured, ``POST /api/v1/ingest/cap`` (see ``ingest_api``).
 
 ``/healthz`` answers while the process lives (for restarts); ``/readyz``
 answers 200 only when the database is reachable and its schema is current
@@ -8,7 +9,7 @@ answers 200 only when the database is reachable and its schema is current
 from __future__ import annotations
 
 import html
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from aiohttp import web
@@ -16,10 +17,13 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from alertcast import __version__, audit
+from alertcast.config import FeedConfig
 from alertcast.domain import Status
+from alertcast.ingest import Ingestor
 from alertcast.store.alerts import AlertRepository
 from alertcast.store.engine import read_only
 from alertcast.store.migrate import is_current
+from alertcast.web.ingest_api import add_push_route
 
 ENGINE: web.AppKey[AsyncEngine] = web.AppKey("engine", AsyncEngine)
 REPOSITORY: web.AppKey[AlertRepository] = web.AppKey("repository", AlertRepository)
@@ -123,11 +127,22 @@ async def security_headers(
     return response
 
 
-def make_web_app(engine: AsyncEngine, repository: AlertRepository) -> web.Application:
+def make_web_app(
+    engine: AsyncEngine,
+    repository: AlertRepository,
+    *,
+    ingestor: Ingestor | None = None,
+    push_feeds: Sequence[FeedConfig] = (),
+) -> web.Application:
+    """The web application; the push route exists only when there are push feeds."""
     app = web.Application(middlewares=[security_headers], client_max_size=6 * 1024 * 1024)
     app[ENGINE] = engine
     app[REPOSITORY] = repository
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/", index)
+    if push_feeds:
+        if ingestor is None:
+            raise ValueError("push feeds need an ingestor to store what is pushed")
+        add_push_route(app, ingestor, push_feeds)
     return app
