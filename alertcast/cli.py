@@ -39,10 +39,18 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"alertcast {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    p = sub.add_parser("parse", help="parse CAP files and print one JSON object per alert")
+    p = sub.add_parser(
+        "parse", help="parse CAP, CAP index, RSS or road files and print one JSON object per alert"
+    )
     p.add_argument("paths", nargs="+", type=Path, metavar="PATH")
     p.add_argument("--strict", action="store_true", help="treat every warning as an error")
     p.add_argument("--max-bytes", type=int, default=5 * 1024 * 1024, help="size limit per file")
+    p.add_argument(
+        "--kind",
+        choices=("auto", "cap", "cap-index", "rss", "road-text", "open511"),
+        default="auto",
+        help="feed kind of every file (default: detected from each file's content)",
+    )
 
     def with_config(p: argparse.ArgumentParser) -> None:
         p.add_argument("--config", type=Path, help="alertcast.toml (default: ./alertcast.toml)")
@@ -87,7 +95,9 @@ def _extensions() -> list[Register]:
     Each module has ``register(sub)``, which adds its parsers and sets
     ``func`` (taking the parsed args, returning the exit code) as a default.
     """
-    return []
+    from alertcast import cli_feeds, cli_render, cli_rules
+
+    return [cli_feeds.register, cli_render.register, cli_rules.register]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -100,7 +110,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if getattr(args, "func", None) is not None:
             return int(args.func(args))
         if args.command == "parse":
-            return cmd_parse(args.paths, strict=args.strict, max_bytes=args.max_bytes)
+            return cmd_parse(
+                args.paths, strict=args.strict, max_bytes=args.max_bytes, kind=args.kind
+            )
         if args.command == "check":
             return cmd_check(args.config)
         if args.command == "demo":
@@ -141,11 +153,21 @@ def _print_problems(exc: ConfigError) -> None:
         print(f"  {problem}", file=sys.stderr)
 
 
-def cmd_parse(paths: Sequence[Path], *, strict: bool, max_bytes: int) -> int:
-    """Print one JSON line per alert; report unreadable files on stderr and go on."""
-    from alertcast.alert_json import alert_to_json
-    from alertcast.cap import parse_cap_all
-    from alertcast.errors import CapError
+def cmd_parse(paths: Sequence[Path], *, strict: bool, max_bytes: int, kind: str = "auto") -> int:
+    """Print one JSON line per alert; report unreadable files and entries on stderr and go on.
+
+    Each file's kind is detected from its content unless ``kind`` names one.
+    CAP files print exactly as they always did. For the other kinds, every
+    alert the feed yields is a JSON line in the same shape (road and Open511
+    fields appear under ``parameters``); an index entry that only links to a
+    CAP document is a line ``{"source_file", "linked", "entry_id", "updated"}``
+    (nothing is fetched); each entry that could not be read is a line
+    ``error: PATH: entry N: reason`` on stderr, and document-level remarks
+    are ``warning: PATH: remark`` lines. The exit code is 1 when any file or
+    entry could not be read.
+    """
+    from alertcast.errors import CapError, FeedError
+    from alertcast.feeds.registry import detect_kind
 
     failed = False
     out: TextIO = sys.stdout
@@ -153,22 +175,74 @@ def cmd_parse(paths: Sequence[Path], *, strict: bool, max_bytes: int) -> int:
         for path in paths:
             try:
                 data = _read_limited(path, max_bytes)
-                parsed = parse_cap_all(data, strict=strict, max_bytes=max_bytes)
-            except (OSError, CapError) as exc:
-                reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+                file_kind = detect_kind(data) if kind == "auto" else kind
+                if file_kind == "cap":
+                    _print_cap_file(path, data, out, strict=strict, max_bytes=max_bytes)
+                else:
+                    failed |= _parse_feed_file(
+                        path, data, out, kind=file_kind, strict=strict, max_bytes=max_bytes
+                    )
+            except (OSError, CapError, FeedError) as exc:
+                if isinstance(exc, OSError):
+                    reason = exc.strerror or str(exc)
+                elif isinstance(exc, FeedError):
+                    reason = exc.reason
+                else:
+                    reason = str(exc)
                 print(t("parse.error", path=path, reason=reason), file=sys.stderr)
                 failed = True
-            else:
-                for item in parsed:
-                    record = alert_to_json(
-                        item.alert,
-                        source_file=str(path),
-                        warnings=item.warnings,
-                        notices=item.notices,
-                    )
-                    out.write(json.dumps(record, ensure_ascii=False) + "\n")
             bar.advance()
     return EXIT_BAD_INPUT if failed else EXIT_OK
+
+
+def _print_cap_file(path: Path, data: bytes, out: TextIO, *, strict: bool, max_bytes: int) -> None:
+    """Print the alerts of one CAP document; raise CapError when it cannot be read."""
+    from alertcast.alert_json import alert_to_json
+    from alertcast.cap import parse_cap_all
+
+    for item in parse_cap_all(data, strict=strict, max_bytes=max_bytes):
+        record = alert_to_json(
+            item.alert, source_file=str(path), warnings=item.warnings, notices=item.notices
+        )
+        out.write(json.dumps(record, ensure_ascii=False) + "\n")
+
+
+def _parse_feed_file(
+    path: Path, data: bytes, out: TextIO, *, kind: str, strict: bool, max_bytes: int
+) -> bool:
+    """Print what a feed document yields; True when some entry could not be read."""
+    from alertcast.alert_json import alert_to_json
+    from alertcast.config import FeedConfig
+    from alertcast.feeds.registry import parser_for
+
+    parser = parser_for(kind)
+    feed = FeedConfig(
+        name=path.name, kind=kind, file=path, max_bytes=max_bytes, mapping={"strict": strict}
+    )
+    batch = parser.parse(data, feed)
+    failed = False
+    for warning in batch.warnings:
+        print(t("parse.warning", path=path, reason=warning), file=sys.stderr)
+    for item in batch.items:
+        try:
+            record = alert_to_json(item.alert, source_file=str(path), warnings=item.warnings)
+        except ValueError as exc:
+            print(t("parse.error", path=path, reason=exc), file=sys.stderr)
+            failed = True
+            continue
+        out.write(json.dumps(record, ensure_ascii=False) + "\n")
+    for link in batch.links:
+        record_link = {
+            "source_file": str(path),
+            "linked": link.url,
+            "entry_id": link.entry_id,
+            "updated": link.updated.isoformat() if link.updated else None,
+        }
+        out.write(json.dumps(record_link, ensure_ascii=False) + "\n")
+    for error in batch.errors:
+        print(t("parse.error", path=path, reason=error), file=sys.stderr)
+        failed = True
+    return failed
 
 
 def _read_limited(path: Path, max_bytes: int) -> bytes:
@@ -189,6 +263,13 @@ def cmd_check(path: Path | None) -> int:
         config = load_config(path)
     except ConfigError as exc:
         _print_problems(exc)
+        return EXIT_BAD_INPUT
+    from alertcast.templates import validate_templates
+
+    # Templates are tried now against sample alerts: a broken one fails here, not at send time.
+    problems = validate_templates(config)
+    if problems:
+        _print_problems(ConfigError(problems))
         return EXIT_BAD_INPUT
     where = config.file or config.root
     print(t("check.ok", feeds=len(config.feeds), channels=len(config.channels), path=where))

@@ -12,6 +12,7 @@ import difflib
 import os
 import re
 import tomllib
+import zoneinfo
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,18 +21,59 @@ from urllib.parse import urlsplit
 
 from alertcast.errors import ConfigError, ConfigProblem
 from alertcast.log import LogFormat
+from alertcast.rules_load import parse_rules
+from alertcast.rules_model import RouteTree
 
 DATABASE_URL_ENV = "ALERTCAST_DATABASE_URL"
 CONFIG_ENV = "ALERTCAST_CONFIG"
 DEFAULT_CONFIG_NAME = "alertcast.toml"
+DEFAULT_RULES_NAME = "rules.toml"
 _ENV_NAME = re.compile(r"^[A-Z_][A-Z0-9_]*$")
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]*$")
 
 FEED_KINDS: dict[str, frozenset[str]] = {
     # kind → keys it requires besides the common ones
     "cap-dir": frozenset({"path"}),
+    "cap": frozenset({"url"}),
+    "cap-index": frozenset({"url"}),
+    "rss": frozenset({"url"}),
+    "road-text": frozenset({"url"}),
+    "open511": frozenset({"url"}),
+    "push": frozenset(),
 }
-"""Feed kinds this version can watch. ``cap-dir`` watches a drop folder for CAP files."""
+"""Feed kinds this version can watch.
+
+``cap-dir`` watches a drop folder for CAP files; ``push`` receives documents
+posted to the web API (it needs ``[secrets] token``); every other kind is
+fetched from its ``url`` by the poller.
+"""
+
+FETCHED_KINDS: frozenset[str] = frozenset({"cap", "cap-index", "rss", "road-text", "open511"})
+"""Kinds the poller fetches over HTTP(S)."""
+
+CAP_CATEGORIES: frozenset[str] = frozenset(
+    {
+        "Geo",
+        "Met",
+        "Safety",
+        "Security",
+        "Rescue",
+        "Fire",
+        "Health",
+        "Env",
+        "Transport",
+        "Infra",
+        "CBRNE",
+        "Other",
+    }
+)
+"""The CAP 1.2 ``<category>`` vocabulary, for ``mapping.category``."""
+
+DEFAULT_FAILURE_THRESHOLD = 3
+DEFAULT_JITTER = 0.1
+DEFAULT_MAX_BACKOFF_S = 1800.0
+_LANGUAGE_TAG = re.compile(r"^[A-Za-z]{2,8}(-[A-Za-z0-9]{1,8})*$")
+_HOST_PATTERN = re.compile(r"^(\*\.)?[a-z0-9]([a-z0-9.-]*[a-z0-9])?$|^\[[0-9a-f:.]+\]$")
 
 CHANNEL_KINDS: frozenset[str] = frozenset({"console", "file"})
 """Channel kinds this version can speak on."""
@@ -67,6 +109,29 @@ class FeedConfig:
     max_bytes: int = 5 * 1024 * 1024
     headers: Mapping[str, str] = field(default_factory=dict)
     mapping: Mapping[str, Any] = field(default_factory=dict)
+    allowed_hosts: tuple[str, ...] = ()
+    """Hosts besides the feed URL's own that linked documents and redirects may lead to
+    (``"alerts.example.org"``, or ``"*.example.org"`` for a whole domain)."""
+    stale_after_s: float | None = None
+    """No change for longer than this marks the feed stale; None means three intervals."""
+    failure_threshold: int = DEFAULT_FAILURE_THRESHOLD
+    """Consecutive failed polls after which operators are warned."""
+    jitter: float = DEFAULT_JITTER
+    """Each wait is spread by ± this fraction, so that feeds do not poll in lockstep."""
+    max_backoff_s: float = DEFAULT_MAX_BACKOFF_S
+    """The longest wait between two attempts while a feed keeps failing."""
+    secrets: Mapping[str, str] = field(default_factory=dict)
+    """Role → name of the environment variable holding the secret (never the secret)."""
+
+    def secret(self, role: str) -> str | None:
+        """The secret's value, read from the environment at the moment it is needed."""
+        env_name = self.secrets.get(role)
+        return os.environ.get(env_name) if env_name else None
+
+    @property
+    def fetched(self) -> bool:
+        """True for the kinds the poller fetches over HTTP(S)."""
+        return self.kind in FETCHED_KINDS
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,6 +164,9 @@ class Config:
     channels: tuple[ChannelConfig, ...]
     feeds_dir: Path
     channels_dir: Path
+    rules_file: Path | None = None
+    routes: RouteTree = field(default_factory=RouteTree.empty)
+    """The routing rules (``rules.toml``); with no rules file, a root that sends nowhere."""
 
     @property
     def templates_dir(self) -> Path:
@@ -143,6 +211,10 @@ class _Problems:
             self.add(file, prefix + key, f"must be {names}, not {type(value).__name__}")
             return default
         return value
+
+    def keys_of(self, file: Path | str) -> set[str]:
+        """The keys of ``file`` that already have a problem (to avoid reporting one twice)."""
+        return {p.key for p in self.items if p.file == str(file)}
 
     def positive(
         self, file: Path, table: Mapping[str, Any], key: str, default: float, prefix: str = ""
@@ -189,7 +261,7 @@ _TOP_KEYS = frozenset({"service", "database", "cap", "paths"})
 _SERVICE_KEYS = frozenset({"host", "port", "data_dir", "log_level", "log_format"})
 _DATABASE_KEYS = frozenset({"url"})
 _CAP_KEYS = frozenset({"max_bytes", "strict"})
-_PATHS_KEYS = frozenset({"feeds", "channels"})
+_PATHS_KEYS = frozenset({"feeds", "channels", "rules"})
 _FEED_KEYS = frozenset(
     {
         "name",
@@ -203,6 +275,12 @@ _FEED_KEYS = frozenset(
         "headers",
         "mapping",
         "description",
+        "allowed_hosts",
+        "stale_after_s",
+        "failure_threshold",
+        "jitter",
+        "max_backoff_s",
+        "secrets",
     }
 )
 _CHANNEL_KEYS = frozenset({"name", "kind", "enabled", "secrets", "options", "description"})
@@ -275,8 +353,12 @@ def load_config(path: Path | None = None) -> Config:
     feeds_dir = root / problems.get(where, paths_t, "feeds", str, "feeds", "paths.")
     channels_dir = root / problems.get(where, paths_t, "channels", str, "channels", "paths.")
 
+    rules_value = problems.get(where, paths_t, "rules", str, None, "paths.")
+
     feeds = _load_feeds(feeds_dir, problems)
     channels = _load_channels(channels_dir, problems)
+    rules_file = root / (rules_value or DEFAULT_RULES_NAME)
+    routes = _load_rules(rules_file, rules_value is not None, where, feeds, channels, problems)
     if problems.items:
         raise ConfigError(problems.items)
     return Config(
@@ -289,7 +371,32 @@ def load_config(path: Path | None = None) -> Config:
         channels=channels,
         feeds_dir=feeds_dir,
         channels_dir=channels_dir,
+        rules_file=rules_file if rules_file.is_file() else None,
+        routes=routes,
     )
+
+
+def _load_rules(
+    file: Path,
+    explicit: bool,
+    where: Path,
+    feeds: tuple[FeedConfig, ...],
+    channels: tuple[ChannelConfig, ...],
+    problems: _Problems,
+) -> RouteTree:
+    """The routing rules; without a rules file (and none asked for), a tree that sends nowhere.
+
+    The channels' routing options (quiet hours, test-only) are checked either way.
+    """
+    data: dict[str, Any] = {}
+    if not file.is_file():
+        if explicit:
+            problems.add(where, "paths.rules", f"no such rules file: {file}")
+    else:
+        data = _read_toml(file, problems) or {}
+    tree, found = parse_rules(data, file, channels=channels, feeds=[f.name for f in feeds])
+    problems.items.extend(found)
+    return tree
 
 
 def _catalogue(folder: Path) -> list[Path]:
@@ -330,11 +437,39 @@ def _load_feeds(folder: Path, problems: _Problems) -> tuple[FeedConfig, ...]:
         url = problems.get(file, data, "url", str, None)
         if url is not None and not re.match(r"^(https?|file)://", url):
             problems.add(file, "url", "must start with http://, https:// or file://")
+        elif url is not None and kind in FETCHED_KINDS and not re.match(r"^https?://[^/]", url):
+            problems.add(file, "url", f"must be an http:// or https:// URL for kind '{kind}'")
         path_value = problems.get(file, data, "path", str, None)
         headers = problems.table(file, data, "headers")
         for key, value in headers.items():
             if not isinstance(value, str):
                 problems.add(file, f"headers.{key}", "must be a string")
+        mapping = problems.table(file, data, "mapping")
+        _check_mapping(file, mapping, problems)
+        secrets = _read_secrets(file, data, problems, enabled=enabled)
+        if (
+            kind == "push"
+            and "token" not in secrets
+            and "secrets.token" not in problems.keys_of(file)
+        ):
+            problems.add(
+                file,
+                "secrets.token",
+                "is required for kind 'push': name the environment variable holding the token"
+                " that senders must present",
+            )
+        interval_s = problems.positive(file, data, "interval_s", 60.0)
+        stale_after = (
+            problems.positive(file, data, "stale_after_s", 1.0) if "stale_after_s" in data else None
+        )
+        threshold = problems.get(file, data, "failure_threshold", int, DEFAULT_FAILURE_THRESHOLD)
+        if threshold < 1:
+            problems.add(file, "failure_threshold", f"must be at least 1, not {threshold}")
+            threshold = DEFAULT_FAILURE_THRESHOLD
+        jitter = float(problems.get(file, data, "jitter", (int, float), DEFAULT_JITTER))
+        if not 0 <= jitter < 1:
+            problems.add(file, "jitter", f"must be a fraction from 0 to below 1, not {jitter}")
+            jitter = DEFAULT_JITTER
         feeds.append(
             FeedConfig(
                 name=name,
@@ -343,14 +478,95 @@ def _load_feeds(folder: Path, problems: _Problems) -> tuple[FeedConfig, ...]:
                 enabled=enabled,
                 url=url,
                 path=(file.parent.parent / path_value) if path_value else None,
-                interval_s=problems.positive(file, data, "interval_s", 60.0),
+                interval_s=interval_s,
                 timeout_s=problems.positive(file, data, "timeout_s", 20.0),
                 max_bytes=int(problems.positive(file, data, "max_bytes", 5 * 1024 * 1024)),
                 headers={k: str(v) for k, v in headers.items()},
-                mapping=problems.table(file, data, "mapping"),
+                mapping=mapping,
+                allowed_hosts=_read_hosts(file, data, problems),
+                stale_after_s=stale_after,
+                failure_threshold=threshold,
+                jitter=jitter,
+                max_backoff_s=problems.positive(file, data, "max_backoff_s", DEFAULT_MAX_BACKOFF_S),
+                secrets=secrets,
             )
         )
     return tuple(feeds)
+
+
+def _read_hosts(file: Path, data: Mapping[str, Any], problems: _Problems) -> tuple[str, ...]:
+    value = data.get("allowed_hosts", [])
+    if not isinstance(value, list):
+        problems.add(file, "allowed_hosts", "must be a list of host names")
+        return ()
+    hosts: list[str] = []
+    for number, host in enumerate(value):
+        if not isinstance(host, str) or not _HOST_PATTERN.match(host.lower()):
+            problems.add(
+                file,
+                f"allowed_hosts[{number}]",
+                "must be a host name such as 'alerts.example.org' or '*.example.org'"
+                " (no scheme, port or path)",
+            )
+            continue
+        hosts.append(host.lower())
+    return tuple(hosts)
+
+
+def _check_mapping(file: Path, mapping: Mapping[str, Any], problems: _Problems) -> None:
+    """Check the mapping keys every kind shares; kinds may read further keys of their own."""
+    for key in ("sender", "language", "geocode_scheme", "timezone"):
+        if key in mapping and (not isinstance(mapping[key], str) or not mapping[key].strip()):
+            problems.add(file, f"mapping.{key}", "must be a non-empty string")
+    category = mapping.get("category")
+    if category is not None and category not in CAP_CATEGORIES:
+        hint = difflib.get_close_matches(str(category), sorted(CAP_CATEGORIES), n=1)
+        suffix = f"; did you mean '{hint[0]}'?" if hint else ""
+        problems.add(
+            file,
+            "mapping.category",
+            f"'{category}' is not a CAP category ({', '.join(sorted(CAP_CATEGORIES))}){suffix}",
+        )
+    language = mapping.get("language")
+    if isinstance(language, str) and language.strip() and not _LANGUAGE_TAG.match(language):
+        problems.add(file, "mapping.language", f"'{language}' is not a language tag like es-MX")
+    timezone = mapping.get("timezone")
+    if isinstance(timezone, str) and timezone.strip():
+        try:
+            zoneinfo.ZoneInfo(timezone)
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+            problems.add(
+                file,
+                "mapping.timezone",
+                f"'{timezone}' is not a time zone name like America/Mexico_City",
+            )
+    senders = mapping.get("senders")
+    if senders is not None and (
+        not isinstance(senders, list) or not all(isinstance(s, str) and s for s in senders)
+    ):
+        problems.add(file, "mapping.senders", "must be a list of CAP sender names")
+
+
+def _read_secrets(
+    file: Path, data: Mapping[str, Any], problems: _Problems, *, enabled: bool
+) -> dict[str, str]:
+    """Role → environment variable name; a value that looks like a secret is refused unseen."""
+    secrets = problems.table(file, data, "secrets")
+    checked: dict[str, str] = {}
+    for role, env_name in secrets.items():
+        if not isinstance(env_name, str) or not _ENV_NAME.match(env_name):
+            # Never echo the value: it may be the secret itself, pasted by mistake.
+            problems.add(
+                file,
+                f"secrets.{role}",
+                "must name an environment variable (e.g. TELEGRAM_BOT_TOKEN), "
+                "not hold the secret itself",
+            )
+            continue
+        checked[role] = env_name
+        if enabled and not os.environ.get(env_name):
+            problems.add(file, f"secrets.{role}", f"environment variable {env_name} is not set")
+    return checked
 
 
 def _load_channels(folder: Path, problems: _Problems) -> tuple[ChannelConfig, ...]:
@@ -369,21 +585,7 @@ def _load_channels(folder: Path, problems: _Problems) -> tuple[ChannelConfig, ..
         elif kind not in CHANNEL_KINDS and enabled:
             known = ", ".join(sorted(CHANNEL_KINDS))
             problems.add(file, "kind", f"'{kind}' is not a channel kind of this version ({known})")
-        secrets = problems.table(file, data, "secrets")
-        checked: dict[str, str] = {}
-        for role, env_name in secrets.items():
-            if not isinstance(env_name, str) or not _ENV_NAME.match(env_name):
-                # Never echo the value: it may be the secret itself, pasted by mistake.
-                problems.add(
-                    file,
-                    f"secrets.{role}",
-                    "must name an environment variable (e.g. TELEGRAM_BOT_TOKEN), "
-                    "not hold the secret itself",
-                )
-                continue
-            checked[role] = env_name
-            if enabled and not os.environ.get(env_name):
-                problems.add(file, f"secrets.{role}", f"environment variable {env_name} is not set")
+        checked = _read_secrets(file, data, problems, enabled=enabled)
         channels.append(
             ChannelConfig(
                 name=name,
