@@ -312,8 +312,12 @@ def _inhibition(
     is real (a drill never hides a real alert, nor the reverse), not the
     alert itself nor one the alert replaces (its ``references``), and strictly
     more severe: inhibition hides lesser news, never equal or graver news.
+    A Cancel is never inhibited: hiding the end of a danger leaves people
+    believing it goes on.
     """
     alert = facts.alert
+    if alert.msg_type == MsgType.CANCEL:
+        return None
     for rule in rules:
         target = evaluate(rule.target, facts)
         if not target.matched:

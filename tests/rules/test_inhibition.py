@@ -131,6 +131,11 @@ def test_an_update_is_not_inhibited_by_the_alert_it_replaces() -> None:
     assert not inhibited(downgrade, CLOSURE)
 
 
+def test_a_cancel_is_never_inhibited() -> None:
+    all_clear = report("CLEAR-1", Severity.MINOR, msg_type=MsgType.CANCEL)
+    assert not inhibited(all_clear, CLOSURE)
+
+
 def test_an_alert_does_not_inhibit_itself() -> None:
     assert not inhibited(CLOSURE, CLOSURE)
 
