@@ -315,31 +315,15 @@ async def _load_state(config: Config, at: datetime) -> _State:
 
 
 async def _active_alerts(engine: AsyncEngine, at: datetime) -> list[tuple[ActiveAlert, datetime]]:
-    """Alerts in force at ``at`` with their feed, thread and arrival, newest first."""
-    from sqlalchemy import or_, select
+    """Alerts in force at ``at`` (that had arrived by then) with their feed and thread."""
+    from alertcast.lifecycle import active_alerts
 
-    from alertcast.alert_json import alert_from_json
-    from alertcast.store.engine import database_errors, read_only
-    from alertcast.store.tables import alerts
-
-    query = (
-        select(alerts.c.normalized, alerts.c.feed, alerts.c.thread, alerts.c.received_at)
-        .where(
-            alerts.c.state == "active",
-            alerts.c.received_at <= at,
-            or_(alerts.c.expires_at.is_(None), alerts.c.expires_at > at),
-        )
-        .order_by(alerts.c.received_at.desc())
-        .limit(MAX_ACTIVE_ALERTS)
-    )
-    with database_errors("cannot read the active alerts"):
-        async with read_only(engine) as conn:
-            rows = (await conn.execute(query)).all()
-    found: list[tuple[ActiveAlert, datetime]] = []
-    for row in rows:
-        alert = alert_from_json(json.loads(row.normalized))
-        found.append((ActiveAlert(alert, row.feed, row.thread), row.received_at))
-    return found
+    stored = await active_alerts(engine, now=at, limit=MAX_ACTIVE_ALERTS)
+    return [
+        (ActiveAlert(item.alert, item.feed, item.thread), item.received_at)
+        for item in stored
+        if item.received_at <= at
+    ]
 
 
 def _describe_audience(audience: Audience) -> str:
