@@ -75,3 +75,42 @@ class FeedError(AlertcastError):
         self.feed = feed
         self.reason = reason
         super().__init__(f"{feed}: {reason}")
+
+
+class ChannelError(AlertcastError):
+    """A channel could not hand a message to its provider.
+
+    Adapters map their provider's failures once (``raise Transient(...) from e``)
+    into one of the subclasses below; the dispatcher decides what to do from
+    the class alone, so retry policy lives in one place and never in an adapter.
+    """
+
+
+class Transient(ChannelError):
+    """A failure that may go away by itself (a 5xx, a reset connection): retry later."""
+
+
+class RateLimited(ChannelError):
+    """The provider asked us to slow down; ``retry_after`` is how long, in seconds."""
+
+    def __init__(self, message: str, retry_after: float) -> None:
+        self.retry_after = max(0.0, float(retry_after))
+        super().__init__(message)
+
+
+class Permanent(ChannelError):
+    """The provider refused this message for good (malformed, forbidden): never retried."""
+
+
+class RecipientGone(ChannelError):
+    """The recipient can no longer be reached (blocked the bot, unsubscribed number).
+
+    The delivery fails and the subscription behind it should be deactivated.
+    """
+
+
+class SentButUnknown(ChannelError):
+    """The request left but no answer came back (a timeout after sending).
+
+    The provider may or may not have delivered it; retrying may send it twice.
+    """

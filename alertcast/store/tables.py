@@ -19,6 +19,7 @@ from sqlalchemy import (
     Column,
     DateTime,
     Dialect,
+    Double,
     ForeignKey,
     Index,
     Integer,
@@ -194,3 +195,57 @@ silences = Table(
     Index("ix_silences_ends_at", "ends_at"),
 )
 """Time-boxed mutes set by operators (``alertcast silences``); every change is audited."""
+
+DELIVERY_STATES = (
+    "pending",
+    "claimed",
+    "sent",
+    "delivered",
+    "failed",
+    "dead",
+    "cancelled",
+    "unknown",
+)
+"""The states of a delivery row; see :mod:`alertcast.dispatch.ledger` for the transitions."""
+
+deliveries = Table(
+    "deliveries",
+    metadata,
+    Column("id", _AutoId, primary_key=True, autoincrement=True),
+    Column("alert_id", BigInteger, ForeignKey("alerts.id", ondelete="CASCADE"), nullable=False),
+    Column("channel", Text, nullable=False, comment="channel instance name"),
+    Column("target", Text, nullable=False, comment="chat id, number, account or URL"),
+    Column("group_key", Text, nullable=True, comment="shared per-group rate limit, if any"),
+    Column("state", String(16), nullable=False, server_default="pending"),
+    Column("priority", Integer, nullable=False, comment="lower is sent sooner"),
+    Column("attempts", Integer, nullable=False, server_default="0"),
+    Column("next_attempt_at", UtcDateTime, nullable=False),
+    Column("deadline_at", UtcDateTime, nullable=True, comment="never sent after this (expiry)"),
+    Column("lease_owner", Text, nullable=True),
+    Column("lease_until", UtcDateTime, nullable=True),
+    Column(
+        "attempt_started_at",
+        UtcDateTime,
+        nullable=True,
+        comment="set when the current attempt's send began; a cancel no longer applies",
+    ),
+    Column("last_error_class", String(32), nullable=True),
+    Column("last_error", Text, nullable=True),
+    Column("provider_message_id", Text, nullable=True),
+    Column("payload", Text, nullable=False, comment="OutboundMessage as canonical JSON"),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
+    UniqueConstraint("alert_id", "channel", "target"),
+    Index("ix_deliveries_claim", "state", "priority", "next_attempt_at"),
+)
+"""The delivery ledger: one row per (alert, channel, target)."""
+
+rate_budgets = Table(
+    "rate_budgets",
+    metadata,
+    Column("scope", Text, primary_key=True, comment="channel, channel/recipient or channel/group"),
+    Column("tokens", Double, nullable=False),
+    Column("refreshed_at", UtcDateTime, nullable=False),
+    Column("paused_until", UtcDateTime, nullable=True),
+)
+"""Token buckets shared by every instance, so together they never exceed a provider's limit."""
