@@ -377,6 +377,33 @@ def validate_templates(config: Config) -> list[ConfigProblem]:
                         f" (add {folder / channel.name / f'{wanted}.{tag}.j2'})",
                     )
                 )
+    problems.extend(_route_template_problems(config, templates))
+    return problems
+
+
+def _route_template_problems(config: Config, templates: TemplateSet) -> list[ConfigProblem]:
+    """A template a route names must exist for each of its channels, in es or en at least."""
+    problems: list[ConfigProblem] = []
+    channels = {channel.name: channel for channel in config.channels}
+    rules_file = str(config.rules_file) if config.rules_file else "rules.toml"
+    for route in config.routes.routes:
+        if not route.template:
+            continue
+        for name in route.channels:
+            channel = channels.get(name)
+            if channel is None:
+                continue  # an unknown channel is reported by the rules loader
+            if not any(
+                templates.has(route.template, tag, channel.name, channel.kind)
+                for tag in ("es", "en")
+            ):
+                problems.append(
+                    ConfigProblem(
+                        rules_file,
+                        f"{route.path}.template",
+                        f"no template {route.template!r} for channel {name!r} in es or en",
+                    )
+                )
     return problems
 
 
