@@ -12,7 +12,6 @@ import difflib
 import os
 import re
 import tomllib
-import zoneinfo
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,6 +22,7 @@ from alertcast.errors import ConfigError, ConfigProblem
 from alertcast.log import LogFormat
 from alertcast.rules_load import parse_rules
 from alertcast.rules_model import RouteTree
+from alertcast.timezones import UnknownTimeZone, zone
 
 DATABASE_URL_ENV = "ALERTCAST_DATABASE_URL"
 CONFIG_ENV = "ALERTCAST_CONFIG"
@@ -533,8 +533,8 @@ def _check_mapping(file: Path, mapping: Mapping[str, Any], problems: _Problems) 
     timezone = mapping.get("timezone")
     if isinstance(timezone, str) and timezone.strip():
         try:
-            zoneinfo.ZoneInfo(timezone)
-        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+            zone(timezone)
+        except UnknownTimeZone:
             problems.add(
                 file,
                 "mapping.timezone",

@@ -20,7 +20,6 @@ from datetime import time
 from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar, cast
-from zoneinfo import ZoneInfoNotFoundError
 
 from alertcast.domain import (
     Category,
@@ -49,6 +48,7 @@ from alertcast.rules_model import (
     RouteTree,
     TextPattern,
 )
+from alertcast.timezones import UnknownTimeZone
 
 if TYPE_CHECKING:
     from alertcast.config import ChannelConfig
@@ -761,7 +761,7 @@ class _Loader:
             return None
         try:
             return QuietHours.make(clocks["start"], clocks["end"], zone)
-        except (ZoneInfoNotFoundError, ValueError):
+        except UnknownTimeZone:
             self.problems.add(f"{key}.timezone", f"unknown time zone '{zone}'", file)
             return None
 

@@ -31,6 +31,7 @@ from alertcast.domain import (
     format_cap_datetime,
 )
 from alertcast.rules_text import Reason
+from alertcast.timezones import zone
 
 ALERT_LABELS: tuple[str, ...] = (
     "feed",
@@ -284,8 +285,8 @@ class QuietHours:
 
     @classmethod
     def make(cls, start: time, end: time, timezone: str) -> QuietHours:
-        """Raises ``zoneinfo.ZoneInfoNotFoundError`` (a KeyError) for an unknown zone."""
-        return cls(start, end, timezone, ZoneInfo(timezone))
+        """Raises ``alertcast.timezones.UnknownTimeZone`` for an unknown zone."""
+        return cls(start, end, timezone, zone(timezone))
 
     def window_end(self, at: datetime) -> datetime | None:
         """When the quiet window that ``at`` falls in ends (UTC); None outside quiet hours."""

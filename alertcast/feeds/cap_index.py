@@ -81,6 +81,7 @@ from alertcast.errors import CapError, FeedError
 from alertcast.feeds import nws_geojson
 from alertcast.feeds.base import FeedBatch, FeedItem, LinkedDocument
 from alertcast.feeds.cap_single import cap_items, mapping_flag
+from alertcast.feeds.hosts import host_matches
 
 ATOM_NAMESPACE = "http://www.w3.org/2005/Atom"
 ATOM03_NAMESPACE = "http://purl.org/atom/ns#"
@@ -170,20 +171,12 @@ class LinkPolicy:
         host = (parts.hostname or "").lower().rstrip(".")
         if not host:
             raise ValueError(f"link {text!r} names no host")
-        if self.hosts is not None and not any(_host_matches(host, p) for p in self.hosts):
+        if self.hosts is not None and not any(host_matches(host, p) for p in self.hosts):
             raise ValueError(
                 f"link {text!r} points at {host}, which is neither the feed's host nor in its"
                 " allowed_hosts (add it there if it is trusted)"
             )
         return text
-
-
-def _host_matches(host: str, pattern: str) -> bool:
-    """``pattern`` is a host name, or ``*.domain`` for the domain and every host under it."""
-    if pattern.startswith("*."):
-        domain = pattern[2:]
-        return host == domain or host.endswith("." + domain)
-    return host == pattern
 
 
 # --------------------------------------------------------------------------- the parser

@@ -41,6 +41,7 @@ from multidict import CIMultiDict
 
 from alertcast import __version__
 from alertcast.errors import FeedError
+from alertcast.feeds.hosts import host_matches
 
 log = structlog.get_logger(__name__)
 
@@ -103,16 +104,6 @@ class FetchError(FeedError):
 
 HostCheck = Callable[[str], bool]
 """Tells whether a URL's host may be contacted (given the lower-cased host)."""
-
-
-def host_matches(host: str, pattern: str) -> bool:
-    """``pattern`` is a host name, or ``*.domain`` for the domain and every host under it."""
-    host = host.lower().rstrip(".")
-    pattern = pattern.lower().rstrip(".")
-    if pattern.startswith("*."):
-        domain = pattern[2:]
-        return host == domain or host.endswith("." + domain)
-    return host == pattern
 
 
 def allowed_host_check(feed_url: str | None, allowed_hosts: tuple[str, ...]) -> HostCheck:

@@ -58,7 +58,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from typing import Any
 from urllib.parse import urljoin, urlsplit
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
 import structlog
 from lxml import etree
@@ -88,6 +88,8 @@ from alertcast.domain import (
 from alertcast.errors import CapError, FeedError
 from alertcast.feeds import geometry
 from alertcast.feeds.base import FeedBatch, FeedItem
+from alertcast.timezones import UnknownTimeZone
+from alertcast.timezones import zone as named_zone
 
 log = structlog.get_logger(__name__)
 
@@ -306,8 +308,8 @@ def _settings(feed: FeedConfig) -> _Settings:
     zone: ZoneInfo | None = None
     if "timezone" in mapping:
         try:
-            zone = ZoneInfo(str(mapping["timezone"]))
-        except (ZoneInfoNotFoundError, ValueError):
+            zone = named_zone(str(mapping["timezone"]))
+        except UnknownTimeZone:
             raise FeedError(
                 feed.name,
                 f"mapping.timezone {mapping['timezone']!r} is not a time zone name"

@@ -46,7 +46,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
 import feedparser
 import structlog
@@ -77,6 +77,8 @@ from alertcast.feeds.road_text_rules import (
     extract,
     segment_key,
 )
+from alertcast.timezones import UnknownTimeZone
+from alertcast.timezones import zone as named_zone
 
 log = structlog.get_logger(__name__)
 
@@ -237,8 +239,8 @@ def _settings(feed: FeedConfig) -> _Settings:
     mapping = feed.mapping
     zone_name = mapping.get("timezone", DEFAULT_TIMEZONE)
     try:
-        zone = ZoneInfo(str(zone_name))
-    except (ZoneInfoNotFoundError, ValueError):
+        zone = named_zone(str(zone_name))
+    except UnknownTimeZone:
         raise FeedError(
             feed.name,
             f"mapping.timezone {zone_name!r} is not a time zone name such as {DEFAULT_TIMEZONE}",
