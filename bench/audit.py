@@ -13,9 +13,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import time
 
 from alertcast import audit
+from alertcast.log import configure_logging
 from alertcast.store.engine import make_engine, redact_url
 from alertcast.store.migrate import upgrade
 
@@ -48,9 +50,15 @@ async def main(url: str, writers: int, records: int, batch: int) -> None:
             await engine.dispose()
 
     total = per_writer * writers
-    print(f"database  {redact_url(url)}")
-    print(f"appended  {total} records, {writers} writers: {total / appended:,.0f}/s")
-    print(f"verified  {checked} records, batch {batch}: {checked / verified:,.0f}/s")
+    figures = {
+        "database": redact_url(url).split(":", 1)[0],
+        "records": total,
+        "writers": writers,
+        "appends_per_s": round(total / appended, 1),
+        "verified": checked,
+        "verified_per_s": round(checked / verified, 1),
+    }
+    print(json.dumps(figures))
 
 
 if __name__ == "__main__":
@@ -60,4 +68,5 @@ if __name__ == "__main__":
     parser.add_argument("--records", type=int, default=2000)
     parser.add_argument("--batch", type=int, default=5000)
     options = parser.parse_args()
+    configure_logging("warning", "json")  # logs to stderr; stdout carries the JSON figures
     asyncio.run(main(options.url, options.writers, options.records, options.batch))
