@@ -95,9 +95,9 @@ def _extensions() -> list[Register]:
     Each module has ``register(sub)``, which adds its parsers and sets
     ``func`` (taking the parsed args, returning the exit code) as a default.
     """
-    from alertcast import cli_feeds, cli_render, cli_rules
+    from alertcast import cli_deliveries, cli_feeds, cli_render, cli_rules
 
-    return [cli_feeds.register, cli_render.register, cli_rules.register]
+    return [cli_feeds.register, cli_render.register, cli_rules.register, cli_deliveries.register]
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -38,6 +38,10 @@ NewAlertListener = Callable[[Alert, str], Awaitable[None]]
 
 Clock = Callable[[], datetime]
 
+EffectListener = Callable[["ItemOutcome"], Awaitable[None]]
+"""Called after a message's lifecycle effects committed (``outcome.effects`` not empty),
+e.g. to cancel the pending deliveries of the alerts it cancelled or superseded."""
+
 
 def utc_now() -> datetime:
     return datetime.now(UTC)
@@ -110,8 +114,10 @@ class Ingestor:
         listeners: tuple[NewAlertListener, ...] = (),
         feeds: Sequence[FeedConfig] = (),
         clock: Clock = utc_now,
+        effect_listeners: tuple[EffectListener, ...] = (),
     ) -> None:
         self._repository = repository
+        self._effect_listeners = effect_listeners
         self._strict = strict
         self._max_bytes = max_bytes
         self._listeners = listeners
@@ -261,7 +267,17 @@ class Ingestor:
             state=result.state,
             content_differs=result.content_differs,
         )
+        if outcome.effects:
+            await self._tell_effects(outcome)
         return outcome, stored.alert
+
+    async def _tell_effects(self, outcome: ItemOutcome) -> None:
+        """Tell the effect listeners; one failing never stops the others or the ingest."""
+        for listener in self._effect_listeners:
+            try:
+                await listener(outcome)
+            except Exception:
+                log.exception("alert.effect_listener_failed", alert=str(outcome.key))
 
 
 def _to_announce(outcome: ItemOutcome) -> bool:

@@ -8,7 +8,24 @@ from pathlib import Path
 import pytest
 
 PACKAGE = Path(__file__).resolve().parents[2] / "alertcast"
-CORE = ["domain.py", "cap.py", "errors.py", "audit.py", "alert_json.py", "ingest.py", "i18n.py"]
+CORE = [
+    "domain.py",
+    "cap.py",
+    "errors.py",
+    "audit.py",
+    "alert_json.py",
+    "ingest.py",
+    "i18n.py",
+    "lifecycle.py",
+    "render.py",
+    "rules.py",
+    "ports.py",
+    "ratelimit.py",
+    "dispatch/ledger.py",
+    "dispatch/retry.py",
+    "dispatch/worker.py",
+    "dispatch/cancellation.py",
+]
 SDKS = ("telegram", "twilio", "feedparser", "aiohttp")
 
 
