@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import AsyncIterator, Awaitable, Callable
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -12,17 +12,12 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from alertcast import lifecycle
 from alertcast.domain import (
     Alert,
-    Category,
-    Certainty,
-    Info,
     MsgType,
-    Scope,
     Severity,
-    Status,
-    Urgency,
 )
 from alertcast.store.engine import make_engine
 from alertcast.store.migrate import upgrade
+from tests.builders import quake_alert
 
 SENDER = "proteccion.civil@example.mx"
 _numbers = itertools.count(1)
@@ -49,30 +44,13 @@ def make_alert(
     references: tuple[Alert, ...] = (),
     sent: datetime | None = None,
 ) -> Alert:
-    sent = sent or datetime.now(UTC).replace(microsecond=0)
-    infos: tuple[Info, ...] = ()
-    if msg_type is not MsgType.CANCEL:
-        infos = (
-            Info(
-                categories=(Category.GEO,),
-                event="Sismo",
-                urgency=Urgency.IMMEDIATE,
-                severity=severity,
-                certainty=Certainty.OBSERVED,
-                language="es-MX",
-                headline=f"{msg_type.value} {identifier}",
-                expires=sent + timedelta(days=1),
-            ),
-        )
-    return Alert(
-        identifier=identifier,
+    return quake_alert(
+        identifier,
         sender=SENDER,
-        sent=sent,
-        status=Status.ACTUAL,
+        sent=sent or datetime.now(UTC).replace(microsecond=0),
+        severity=severity,
         msg_type=msg_type,
-        scope=Scope.PUBLIC,
-        references=tuple(a.key for a in references),
-        infos=infos,
+        references=references,
     )
 
 

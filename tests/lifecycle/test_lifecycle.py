@@ -24,14 +24,9 @@ from alertcast.config import FeedConfig
 from alertcast.domain import (
     Alert,
     AlertKey,
-    Category,
-    Certainty,
-    Info,
     MsgType,
     Scope,
-    Severity,
     Status,
-    Urgency,
 )
 from alertcast.feeds.base import FeedItem
 from alertcast.ingest import Ingestor, ItemOutcome
@@ -39,6 +34,7 @@ from alertcast.lifecycle import AlertState
 from alertcast.store.alerts import AlertRepository
 from alertcast.store.engine import make_engine
 from alertcast.store.tables import alert_references
+from tests.builders import quake_alert
 
 MINUS_SIX = timezone(timedelta(hours=-6))
 T0 = datetime(2026, 3, 10, 8, 0, tzinfo=MINUS_SIX)  # 14:00 UTC
@@ -56,30 +52,14 @@ def make(
     references: Sequence[Alert | AlertKey] = (),
     expires_in: timedelta | None = timedelta(days=1),
 ) -> Alert:
-    sent = T0 + timedelta(minutes=minutes)
-    infos: tuple[Info, ...] = ()
-    if msg_type is not MsgType.CANCEL:
-        infos = (
-            Info(
-                categories=(Category.GEO,),
-                event="Sismo",
-                urgency=Urgency.IMMEDIATE,
-                severity=Severity.SEVERE,
-                certainty=Certainty.OBSERVED,
-                language="es-MX",
-                headline=f"{msg_type.value} {identifier}",
-                expires=sent + expires_in if expires_in is not None else None,
-            ),
-        )
-    return Alert(
-        identifier=identifier,
+    return quake_alert(
+        identifier,
         sender=sender,
-        sent=sent,
-        status=status,
+        sent=T0 + timedelta(minutes=minutes),
         msg_type=msg_type,
-        scope=Scope.PUBLIC,
-        references=tuple(r.key if isinstance(r, Alert) else r for r in references),
-        infos=infos,
+        status=status,
+        references=references,
+        expires_in=expires_in,
     )
 
 

@@ -17,14 +17,7 @@ from alertcast.cap import to_cap_xml
 from alertcast.config import FeedConfig
 from alertcast.domain import (
     Alert,
-    Category,
-    Certainty,
-    Info,
     MsgType,
-    Scope,
-    Severity,
-    Status,
-    Urgency,
 )
 from alertcast.ingest import Ingestor
 from alertcast.store.alerts import AlertRepository, AlertState
@@ -32,6 +25,7 @@ from alertcast.store.engine import make_engine
 from alertcast.store.migrate import upgrade
 from alertcast.web.app import make_web_app
 from alertcast.web.ingest_api import PUSH_PATH, FailureThrottle, add_push_route
+from tests.builders import quake_alert
 
 TOKEN = "s3cr3t-push-token-7f2a9c"
 OTHER_TOKEN = "another-feed-token-41b0"
@@ -48,30 +42,13 @@ def make(
     references: tuple[Alert, ...] = (),
     minutes: int = 0,
 ) -> Alert:
-    sent = SENT + timedelta(minutes=minutes)
-    infos = ()
-    if msg_type is not MsgType.CANCEL:
-        infos = (
-            Info(
-                categories=(Category.GEO,),
-                event="Sismo",
-                urgency=Urgency.IMMEDIATE,
-                severity=Severity.SEVERE,
-                certainty=Certainty.OBSERVED,
-                language="es-MX",
-                headline="Alerta sísmica",
-                expires=sent + timedelta(days=1),
-            ),
-        )
-    return Alert(
-        identifier=identifier,
+    return quake_alert(
+        identifier,
         sender=sender,
-        sent=sent,
-        status=Status.ACTUAL,
+        sent=SENT + timedelta(minutes=minutes),
         msg_type=msg_type,
-        scope=Scope.PUBLIC,
-        references=tuple(r.key for r in references),
-        infos=infos,
+        references=references,
+        headline="Alerta sísmica",
     )
 
 
