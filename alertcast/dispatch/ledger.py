@@ -14,13 +14,16 @@ Why each choice:
 * **Planning streams.** Targets come from an iterator (sync or async) and go
   in ``batch`` rows per transaction with ``ON CONFLICT DO NOTHING``, so a
   million recipients are never in memory at once and planning twice is
-  harmless.
+  harmless. Each batch is one ``INSERT ... SELECT`` over the targets passed
+  as a single array, and the rendered message is stored once
+  (``delivery_messages``, by SHA-256) with every row pointing at it.
 * **One lock order.** Every transaction that changes rows appends to the
   audit trail, whose lock serialises writers anyway; each takes that lock
   first (:func:`alertcast.store.alerts.lock_alert_writes`) so that no two
   ledger transactions can wait for each other's row locks in a cycle. The
-  one exception, :func:`start_attempt`, touches a single row and takes no
-  other lock. Transactions are short: sends happen outside them.
+  one exception, starting attempts without recording outcomes, touches only
+  rows the worker holds and takes no other lock. Transactions are short:
+  sends happen outside them.
 * **Claiming** takes the most urgent due rows first (``priority`` then
   ``next_attempt_at``; lower priority numbers go first) and also rows whose
   lease expired. On PostgreSQL the rows are picked with ``FOR UPDATE SKIP
@@ -29,25 +32,29 @@ Why each choice:
   way; rows of an alert already cancelled or superseded are turned
   ``cancelled``, which also covers a crash between the lifecycle change and
   :func:`cancel_for_alert`.
-* **Starting an attempt** is its own tiny transaction, right before the
-  send: it succeeds only while the row is still claimed by this worker under
-  a live lease. A cancel that commits before it wins, so nothing of a
-  cancelled alert is sent after the cancel commits; a send that started
-  before is left to finish and recorded.
+* **Starting an attempt** marks the row as being sent, right before the
+  send, for a group of rows at once (:func:`start_attempts`, or with the
+  outcomes of ended sends in :func:`record_and_start`): each row is marked
+  only while it is still claimed by this worker under a live lease, checked
+  in the statement that marks it. A cancel that commits before it wins, so a
+  cancelled row is never sent; a send that started before is left to finish
+  and recorded.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections import defaultdict
-from collections.abc import AsyncIterable, Callable, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Mapping, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
 import structlog
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import and_, bindparam, case, func, or_, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -57,7 +64,7 @@ from alertcast.domain import Severity, Urgency
 from alertcast.ports import OutboundMessage
 from alertcast.store.alerts import lock_alert_writes
 from alertcast.store.engine import database_errors, read_only
-from alertcast.store.tables import alerts, deliveries
+from alertcast.store.tables import UtcDateTime, alerts, deliveries, delivery_messages
 
 log = structlog.get_logger(__name__)
 
@@ -150,20 +157,84 @@ async def _batches(
         yield chunk
 
 
-def _insert(conn: AsyncConnection, rows: list[dict[str, Any]]) -> Any:
-    if conn.dialect.name == "postgresql":
-        return (
-            postgresql.insert(deliveries)
-            .values(rows)
-            .on_conflict_do_nothing(index_elements=["alert_id", "channel", "target"])
-            .returning(deliveries.c.id)
+_INSERT_COLUMNS = (
+    "alert_id, channel, target, group_key, state, priority, attempts,"
+    " next_attempt_at, deadline_at, message_id, created_at, updated_at"
+)
+
+
+def _insert_sql(dialect: str, grouped: bool) -> Any:
+    """One ``INSERT ... SELECT`` of a whole batch: the targets travel as one array parameter.
+
+    Every other column is the same for the batch, so it is bound once rather
+    than once per row: planning costs one parameter and one statement per
+    batch, not a dozen parameters per row to build, bind and convert.
+    """
+    if dialect == "postgresql":
+        source = (
+            "unnest(CAST(:targets AS TEXT[]), CAST(:groups AS TEXT[])) AS t(target, grp)"
+            if grouped
+            else "unnest(CAST(:targets AS TEXT[])) AS t(target)"
         )
-    return (
-        sqlite.insert(deliveries)
-        .values(rows)
-        .on_conflict_do_nothing(index_elements=["alert_id", "channel", "target"])
-        .returning(deliveries.c.id)
+        target, group = "t.target", ("t.grp" if grouped else "NULL")
+        cast_at = "CAST(:at AS TIMESTAMPTZ)"
+        cast_deadline = "CAST(:deadline AS TIMESTAMPTZ)"
+        where = ""
+    else:
+        source = "json_each(:targets)"
+        target, group = (
+            ("json_extract(value, '$[0]')", "json_extract(value, '$[1]')")
+            if grouped
+            else ("value", "NULL")
+        )
+        cast_at, cast_deadline = ":at", ":deadline"
+        # SQLite needs a WHERE before ON CONFLICT to parse INSERT ... SELECT.
+        where = " WHERE true"
+    # Only the fixed fragments above are interpolated; every value is a bound parameter.
+    sql = (
+        f"INSERT INTO deliveries ({_INSERT_COLUMNS}) "  # noqa: S608
+        f"SELECT CAST(:alert_id AS BIGINT), CAST(:channel AS TEXT), {target}, {group}, "
+        f"'{DeliveryState.PENDING.value}', CAST(:priority AS INTEGER), 0, {cast_at}, "
+        f"{cast_deadline}, CAST(:message_id AS BIGINT), {cast_at}, {cast_at} "
+        f"FROM {source}{where} "
+        "ON CONFLICT (alert_id, channel, target) DO NOTHING"
     )
+    return text(sql).bindparams(
+        bindparam("at", type_=UtcDateTime), bindparam("deadline", type_=UtcDateTime)
+    )
+
+
+def _batch_params(
+    dialect: str, targets: list[str], group_of: Callable[[str], str | None] | None
+) -> dict[str, Any]:
+    if dialect == "postgresql":
+        params: dict[str, Any] = {"targets": targets}
+        if group_of is not None:
+            params["groups"] = [group_of(t) for t in targets]
+        return params
+    if group_of is None:
+        return {"targets": json.dumps(targets, ensure_ascii=False)}
+    pairs = [[t, group_of(t)] for t in targets]
+    return {"targets": json.dumps(pairs, ensure_ascii=False)}
+
+
+def message_digest(payload: str) -> str:
+    """The hex SHA-256 a stored message is known by (its canonical JSON, UTF-8)."""
+    return hashlib.sha256(payload.encode("utf-8")).hexdigest()
+
+
+async def _store_message(conn: AsyncConnection, payload: str, digest: str, at: datetime) -> int:
+    """The id of the stored message with this content, storing it first if it is new."""
+    values = {"sha256": digest, "payload": payload, "created_at": at}
+    if conn.dialect.name == "postgresql":
+        insert: Any = postgresql.insert(delivery_messages).values(values)
+    else:
+        insert = sqlite.insert(delivery_messages).values(values)
+    await conn.execute(insert.on_conflict_do_nothing(index_elements=["sha256"]))
+    found = await conn.execute(
+        select(delivery_messages.c.id).where(delivery_messages.c.sha256 == digest)
+    )
+    return int(found.scalar_one())
 
 
 async def plan(
@@ -183,39 +254,43 @@ async def plan(
 ) -> PlanResult:
     """Add one pending row per target, ``batch`` rows per transaction; idempotent.
 
-    Each transaction carries one audit record (``delivery.planned``) with the
-    count it added. ``group_of`` gives a target's group (for per-group rate
-    limits); ``on_batch`` is called after each commit with the rows read so
-    far, so callers (and tests) can watch the stream move.
+    The message is stored once (``delivery_messages``, keyed by its SHA-256)
+    and every row points at it. Each transaction carries one audit record
+    (``delivery.planned``) with the count it added and the message's digest.
+    ``group_of`` gives a target's group (for per-group rate limits);
+    ``on_batch`` is called after each commit with the rows read so far, so
+    callers (and tests) can watch the stream move.
     """
     if batch < 1:
         raise ValueError("batch must be at least 1")
     payload = audit.canonical_json(message.to_json())
+    digest = message_digest(payload)
+    dialect = engine.dialect.name
+    statement = _insert_sql(dialect, grouped=group_of is not None)
+    message_id: int | None = None
     seen = inserted = batches = 0
     async for chunk in _batches(targets, batch):
         at = _now(now)
         unique = list(dict.fromkeys(chunk))
-        rows = [
-            {
-                "alert_id": alert_id,
-                "channel": channel,
-                "target": target,
-                "group_key": group_of(target) if group_of is not None else None,
-                "state": DeliveryState.PENDING.value,
-                "priority": priority,
-                "attempts": 0,
-                "next_attempt_at": at,
-                "deadline_at": deadline,
-                "payload": payload,
-                "created_at": at,
-                "updated_at": at,
-            }
-            for target in unique
-        ]
+        params = _batch_params(dialect, unique, group_of)
         with database_errors(f"cannot plan deliveries of alert {alert_id} on {channel}"):
             async with engine.begin() as conn:
                 await lock_alert_writes(conn)
-                added = len((await conn.execute(_insert(conn, rows))).all())
+                if message_id is None:
+                    message_id = await _store_message(conn, payload, digest, at)
+                result = await conn.execute(
+                    statement,
+                    {
+                        **params,
+                        "alert_id": alert_id,
+                        "channel": channel,
+                        "priority": priority,
+                        "at": at,
+                        "deadline": deadline,
+                        "message_id": message_id,
+                    },
+                )
+                added = int(result.rowcount)
                 await audit.append(
                     conn,
                     actor=actor,
@@ -227,6 +302,7 @@ async def plan(
                         "targets": len(chunk),
                         "inserted": added,
                         "priority": priority,
+                        "message_sha256": digest,
                     },
                     at=at,
                 )
@@ -235,6 +311,8 @@ async def plan(
         batches += 1
         if on_batch is not None:
             on_batch(seen)
+    if dialect == "postgresql" and inserted >= ANALYZE_AFTER:
+        await _refresh_statistics(engine)
     log.info(
         "delivery.planned",
         alert_id=alert_id,
@@ -244,6 +322,26 @@ async def plan(
         batches=batches,
     )
     return PlanResult(targets=seen, inserted=inserted, batches=batches)
+
+
+ANALYZE_AFTER = 10_000
+"""Rows planned at once past which PostgreSQL's statistics of the ledger are refreshed."""
+
+
+async def _refresh_statistics(engine: AsyncEngine) -> None:
+    """``ANALYZE deliveries``, so that claims read the claim index in order.
+
+    A fan-out grows the table by orders of magnitude within seconds, well
+    before autovacuum's own analyze. Until then the planner believes a
+    handful of rows are pending, and each claim fetches and sorts every
+    pending row (hundreds of milliseconds at 100,000) instead of reading the
+    first few from the index. A failure only costs speed, so it is logged.
+    """
+    try:
+        async with engine.begin() as conn:
+            await conn.execute(text("ANALYZE deliveries"))
+    except Exception as exc:  # statistics only make claims faster
+        log.warning("delivery.analyze_failed", error=str(exc))
 
 
 # --------------------------------------------------------------------------- claiming
@@ -263,9 +361,13 @@ class Delivery:
     deadline_at: datetime | None
     last_error_class: str | None
     message: OutboundMessage
+    unknown_attempts: int = 0
+    """Earlier attempts whose outcome was ambiguous: the retry policy re-sends one at most once."""
 
 
-def _delivery(row: Row[Any]) -> Delivery:
+def _delivery(row: Row[Any], messages: Mapping[int, OutboundMessage]) -> Delivery:
+    """A claimed row as read before the claim's update (which counts a vanished send)."""
+    vanished = row.state == DeliveryState.CLAIMED.value and row.attempt_started_at is not None
     return Delivery(
         id=int(row.id),
         alert_id=int(row.alert_id),
@@ -276,21 +378,22 @@ def _delivery(row: Row[Any]) -> Delivery:
         attempts=int(row.attempts),
         deadline_at=row.deadline_at,
         last_error_class=row.last_error_class,
-        message=OutboundMessage.from_json(json.loads(row.payload)),
+        message=messages[int(row.message_id)],
+        unknown_attempts=int(row.unknown_attempts) + (1 if vanished else 0),
     )
 
 
-def _due(now: datetime) -> Any:
-    return or_(
-        and_(
-            deliveries.c.state == DeliveryState.PENDING.value,
-            deliveries.c.next_attempt_at <= now,
-        ),
-        and_(
-            deliveries.c.state == DeliveryState.CLAIMED.value,
-            deliveries.c.lease_until < now,
-        ),
+async def _messages(conn: AsyncConnection, rows: Sequence[Row[Any]]) -> dict[int, OutboundMessage]:
+    """The messages of ``rows``, each distinct one read and parsed once."""
+    ids = sorted({int(r.message_id) for r in rows})
+    if not ids:
+        return {}
+    found = await conn.execute(
+        select(delivery_messages.c.id, delivery_messages.c.payload).where(
+            delivery_messages.c.id.in_(ids)
+        )
     )
+    return {int(i): OutboundMessage.from_json(json.loads(payload)) for i, payload in found}
 
 
 def _group_by_alert(rows: Iterable[Row[Any]]) -> dict[int, list[Row[Any]]]:
@@ -318,20 +421,10 @@ async def claim(
         return []
     at = _now(now)
     lease_until = at + timedelta(seconds=lease_s)
-    picked = (
-        select(
-            deliveries,
-            alerts.c.state.label("alert_state"),
-        )
-        .join(alerts, alerts.c.id == deliveries.c.alert_id)
-        .where(deliveries.c.channel.in_(list(channels)), _due(at))
-        .order_by(deliveries.c.priority, deliveries.c.next_attempt_at, deliveries.c.id)
-        .limit(limit)
-        .with_for_update(skip_locked=True, of=deliveries)
-    )
     with database_errors("cannot claim deliveries"):
         async with engine.begin() as conn:
             await lock_alert_writes(conn)
+            messages: dict[int, OutboundMessage] = {}
             rows: list[Row[Any]] = []
             expired: list[Row[Any]] = []
             ended: list[Row[Any]] = []
@@ -340,10 +433,7 @@ async def claim(
             # again, so a worker is never idle while due rows wait behind them.
             for _ in range(_CLAIM_ROUNDS):
                 want = limit - len(taken)
-                query = picked.limit(want)
-                if taken:
-                    query = query.where(deliveries.c.id.not_in([r.id for r in taken]))
-                found = list(await conn.execute(query))
+                found = await _pick(conn, channels, at, want, [int(r.id) for r in taken])
                 rows.extend(found)
                 dead_now = [r for r in found if r.deadline_at is not None and r.deadline_at <= at]
                 dead_ids = {r.id for r in dead_now}
@@ -374,8 +464,12 @@ async def claim(
                         lease_until=lease_until,
                         attempt_started_at=None,
                         updated_at=at,
+                        # a send begun by a worker that then vanished may have arrived
+                        unknown_attempts=deliveries.c.unknown_attempts
+                        + case((deliveries.c.attempt_started_at.is_not(None), 1), else_=0),
                     )
                 )
+                messages = await _messages(conn, taken)
                 for alert_id, group in _group_by_alert(taken).items():
                     reclaimed = [r for r in group if r.state == DeliveryState.CLAIMED.value]
                     await audit.append(
@@ -401,7 +495,45 @@ async def claim(
             dead=len(expired),
             ended=len(ended),
         )
-    return [_delivery(r) for r in taken]
+    return [_delivery(r, messages) for r in taken]
+
+
+def _order(row: Row[Any]) -> tuple[int, datetime, int]:
+    return (int(row.priority), row.next_attempt_at, int(row.id))
+
+
+async def _pick(
+    conn: AsyncConnection, channels: Sequence[str], at: datetime, want: int, exclude: list[int]
+) -> list[Row[Any]]:
+    """Up to ``want`` due rows, most urgent first, locked (skipping rows others hold).
+
+    Pending rows and rows under an expired lease are looked up apart, each
+    along the claim index in the claiming order, and merged here: one query
+    with an OR of the two would make the database sort every due row before
+    taking the first few, which costs seconds once a million rows wait.
+    """
+    found: list[Row[Any]] = []
+    for state, due in (
+        (DeliveryState.PENDING, deliveries.c.next_attempt_at <= at),
+        (DeliveryState.CLAIMED, deliveries.c.lease_until < at),
+    ):
+        query = (
+            select(deliveries, alerts.c.state.label("alert_state"))
+            .join(alerts, alerts.c.id == deliveries.c.alert_id)
+            .where(
+                deliveries.c.state == state.value,
+                due,
+                deliveries.c.channel.in_(list(channels)),
+            )
+            .order_by(deliveries.c.priority, deliveries.c.next_attempt_at, deliveries.c.id)
+            .limit(want)
+            .with_for_update(skip_locked=True, of=deliveries)
+        )
+        if exclude:
+            query = query.where(deliveries.c.id.not_in(exclude))
+        found.extend(await conn.execute(query))
+    found.sort(key=_order)
+    return found[:want]
 
 
 async def _close_rows(
@@ -445,25 +577,53 @@ async def start_attempt(
     False means the row was cancelled, or the lease was lost or ran out: the
     caller must not send. Once this returns True a cancel no longer applies.
     """
+    return delivery_id in await start_attempts(engine, [delivery_id], worker=worker, now=now)
+
+
+async def start_attempts(
+    engine: AsyncEngine, ids: Sequence[int], *, worker: str, now: datetime | None = None
+) -> set[int]:
+    """Mark the sends of several claimed rows as begun, in one transaction; return those marked.
+
+    The rows left out were cancelled, or their lease was lost or ran out: the
+    caller must not send them. Only the returned rows may be sent, and only
+    after this returns, so a cancel that committed first always wins.
+
+    Why one statement is as safe as one per row: the cancel and this update
+    each change a row only while ``attempt_started_at`` is unset (cancel) or
+    the row is still claimed (here). On SQLite the two transactions cannot
+    overlap at all; on PostgreSQL the second to reach a row waits for the
+    first's row lock and then re-checks its condition against the committed
+    row. Whichever commits first wins, row by row; the other leaves that row
+    alone. No audit lock is needed (the start is not a change of state: the
+    outcome that follows is audited with the attempt count).
+    """
+    if not ids:
+        return set()
     at = _now(now)
-    with database_errors("cannot start a delivery attempt"):
+    with database_errors("cannot start delivery attempts"):
         async with engine.begin() as conn:
-            result = await conn.execute(
-                update(deliveries)
-                .where(
-                    deliveries.c.id == delivery_id,
-                    deliveries.c.state == DeliveryState.CLAIMED.value,
-                    deliveries.c.lease_owner == worker,
-                    deliveries.c.lease_until > at,
-                    deliveries.c.attempt_started_at.is_(None),
-                )
-                .values(
-                    attempts=deliveries.c.attempts + 1,
-                    attempt_started_at=at,
-                    updated_at=at,
-                )
-            )
-            return bool(result.rowcount == 1)
+            return await _start(conn, ids, worker, at)
+
+
+async def _start(conn: AsyncConnection, ids: Sequence[int], worker: str, at: datetime) -> set[int]:
+    result = await conn.execute(
+        update(deliveries)
+        .where(
+            deliveries.c.id.in_(list(ids)),
+            deliveries.c.state == DeliveryState.CLAIMED.value,
+            deliveries.c.lease_owner == worker,
+            deliveries.c.lease_until > at,
+            deliveries.c.attempt_started_at.is_(None),
+        )
+        .values(
+            attempts=deliveries.c.attempts + 1,
+            attempt_started_at=at,
+            updated_at=at,
+        )
+        .returning(deliveries.c.id)
+    )
+    return {int(i) for i in result.scalars()}
 
 
 async def renew_leases(
@@ -572,66 +732,155 @@ async def record_outcomes(
     """
     if not outcomes:
         return []
+    _check_outcomes(outcomes)
+    at = _now(now)
+    with database_errors("cannot record delivery outcomes"):
+        async with engine.begin() as conn:
+            await lock_alert_writes(conn)
+            return await _apply_outcomes(conn, outcomes, worker, at)
+
+
+@asynccontextmanager
+async def _transaction(bind: AsyncEngine | AsyncConnection) -> AsyncIterator[AsyncConnection]:
+    """A transaction on a pooled connection (engine) or on the caller's own connection."""
+    if isinstance(bind, AsyncConnection):
+        async with bind.begin():
+            yield bind
+    else:
+        async with bind.begin() as conn:
+            yield conn
+
+
+async def record_and_start(
+    bind: AsyncEngine | AsyncConnection,
+    outcomes: Sequence[Outcome],
+    start_ids: Sequence[int],
+    *,
+    worker: str,
+    now: datetime | None = None,
+) -> tuple[list[Outcome], set[int]]:
+    """:func:`record_outcomes` and :func:`start_attempts` in one transaction.
+
+    A busy worker has, at any moment, sends that just ended and rows about
+    to be sent; writing both at once halves its commits. Returns the outcomes
+    applied and the rows started, each as the two functions would. ``bind``
+    may be a connection the caller keeps for its many small transactions,
+    which spares a pool checkout and reset each time.
+    """
+    _check_outcomes(outcomes)
+    if not outcomes and not start_ids:
+        return [], set()
+    at = _now(now)
+    with database_errors("cannot record delivery outcomes and start attempts"):
+        async with _transaction(bind) as conn:
+            applied: list[Outcome] = []
+            if outcomes:
+                await lock_alert_writes(conn)
+                applied = await _apply_outcomes(conn, outcomes, worker, at)
+            started = await _start(conn, start_ids, worker, at) if start_ids else set()
+    return applied, started
+
+
+def _check_outcomes(outcomes: Sequence[Outcome]) -> None:
     for outcome in outcomes:
         if outcome.state is DeliveryState.CLAIMED:
             raise ValueError("an outcome cannot leave a delivery claimed")
         if outcome.state is DeliveryState.PENDING and outcome.next_attempt_at is None:
             raise ValueError("a rescheduled delivery needs next_attempt_at")
-    at = _now(now)
+
+
+async def _apply_outcomes(
+    conn: AsyncConnection, outcomes: Sequence[Outcome], worker: str, at: datetime
+) -> list[Outcome]:
+    """Write the outcomes that still apply and audit them; the caller holds the audit lock."""
+    held = select(deliveries.c.id).where(
+        deliveries.c.id.in_(sorted({o.delivery_id for o in outcomes})),
+        deliveries.c.state == DeliveryState.CLAIMED.value,
+        deliveries.c.lease_owner == worker,
+    )
+    if conn.dialect.name == "postgresql":
+        held = held.with_for_update()
+    owned = {int(i) for i in (await conn.execute(held)).scalars()}
+    applied = _first_per_row(outcomes, owned)
+    kept = {id(o) for o in applied}
+    for outcome in outcomes:
+        if id(outcome) not in kept:
+            log.warning("delivery.outcome_stale", delivery_id=outcome.delivery_id, worker=worker)
+    if applied:
+        await conn.execute(_OUTCOME_UPDATE, [_outcome_params(o, at) for o in applied])
+    by_alert: dict[int, list[Outcome]] = defaultdict(list)
+    for outcome in applied:
+        by_alert[outcome.alert_id].append(outcome)
+    for alert_id, group in by_alert.items():
+        await audit.append(
+            conn,
+            actor=f"worker:{worker}",
+            action="delivery.outcomes",
+            subject=_subject(alert_id),
+            data={"outcomes": [_outcome_json(o) for o in group]},
+            at=at,
+        )
+        for gone in (o for o in group if o.recipient_gone):
+            await audit.append(
+                conn,
+                actor=f"worker:{worker}",
+                action="subscription.deactivate",
+                subject=f"{gone.channel}:{gone.target}",
+                data={"delivery_id": gone.delivery_id, "reason": _short(gone.error)},
+                at=at,
+            )
+    return applied
+
+
+_OUTCOME_UPDATE = (
+    update(deliveries)
+    .where(deliveries.c.id == bindparam("b_id"))
+    .values(
+        state=bindparam("b_state"),
+        lease_owner=None,
+        lease_until=None,
+        attempt_started_at=None,
+        updated_at=bindparam("b_at", type_=UtcDateTime),
+        last_error_class=bindparam("b_error_class"),
+        last_error=bindparam("b_error"),
+        unknown_attempts=deliveries.c.unknown_attempts + bindparam("b_ambiguous"),
+        next_attempt_at=func.coalesce(
+            bindparam("b_next", type_=UtcDateTime), deliveries.c.next_attempt_at
+        ),
+        provider_message_id=func.coalesce(
+            bindparam("b_provider_id", type_=deliveries.c.provider_message_id.type),
+            deliveries.c.provider_message_id,
+        ),
+    )
+)
+"""One statement for a batch of outcomes, run with one parameter set per row.
+
+The rows were checked (and on PostgreSQL locked) as this worker's before,
+in the same transaction, so each update is sure to apply.
+"""
+
+
+def _outcome_params(outcome: Outcome, at: datetime) -> dict[str, Any]:
+    return {
+        "b_id": outcome.delivery_id,
+        "b_state": outcome.state.value,
+        "b_at": at,
+        "b_error_class": outcome.error_class,
+        "b_error": _short(outcome.error),
+        "b_next": outcome.next_attempt_at,
+        "b_provider_id": outcome.provider_message_id,
+        "b_ambiguous": 1 if outcome.error_class == "SentButUnknown" else 0,
+    }
+
+
+def _first_per_row(outcomes: Sequence[Outcome], owned: set[int]) -> list[Outcome]:
+    """The outcomes that apply: one per row still held, the first given for it."""
     applied: list[Outcome] = []
-    with database_errors("cannot record delivery outcomes"):
-        async with engine.begin() as conn:
-            await lock_alert_writes(conn)
-            for outcome in outcomes:
-                values: dict[str, Any] = {
-                    "state": outcome.state.value,
-                    "lease_owner": None,
-                    "lease_until": None,
-                    "attempt_started_at": None,
-                    "updated_at": at,
-                    "last_error_class": outcome.error_class,
-                    "last_error": _short(outcome.error),
-                }
-                if outcome.next_attempt_at is not None:
-                    values["next_attempt_at"] = outcome.next_attempt_at
-                if outcome.provider_message_id is not None:
-                    values["provider_message_id"] = outcome.provider_message_id
-                result = await conn.execute(
-                    update(deliveries)
-                    .where(
-                        deliveries.c.id == outcome.delivery_id,
-                        deliveries.c.state == DeliveryState.CLAIMED.value,
-                        deliveries.c.lease_owner == worker,
-                    )
-                    .values(**values)
-                )
-                if result.rowcount == 1:
-                    applied.append(outcome)
-                else:
-                    log.warning(
-                        "delivery.outcome_stale", delivery_id=outcome.delivery_id, worker=worker
-                    )
-            by_alert: dict[int, list[Outcome]] = defaultdict(list)
-            for outcome in applied:
-                by_alert[outcome.alert_id].append(outcome)
-            for alert_id, group in by_alert.items():
-                await audit.append(
-                    conn,
-                    actor=f"worker:{worker}",
-                    action="delivery.outcomes",
-                    subject=_subject(alert_id),
-                    data={"outcomes": [_outcome_json(o) for o in group]},
-                    at=at,
-                )
-                for gone in (o for o in group if o.recipient_gone):
-                    await audit.append(
-                        conn,
-                        actor=f"worker:{worker}",
-                        action="subscription.deactivate",
-                        subject=f"{gone.channel}:{gone.target}",
-                        data={"delivery_id": gone.delivery_id, "reason": _short(gone.error)},
-                        at=at,
-                    )
+    seen: set[int] = set()
+    for outcome in outcomes:
+        if outcome.delivery_id in owned and outcome.delivery_id not in seen:
+            seen.add(outcome.delivery_id)
+            applied.append(outcome)
     return applied
 
 

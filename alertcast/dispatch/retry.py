@@ -16,8 +16,8 @@ decides from the class alone:
 * ``SentButUnknown`` → ``unknown``: the provider may have delivered it and a
   retry may deliver it twice. For the severities in ``retry_unknown_for``
   (Severe and Extreme by default) one more attempt is made: a duplicate
-  warning costs less than a missing one. A second ambiguous attempt stays
-  ``unknown``.
+  warning costs less than a missing one. The row counts its ambiguous
+  attempts, so a second one stays ``unknown`` even with other failures between.
 
 Retries are rescheduled ledger rows (``next_attempt_at``), so they survive a
 restart. Any other exception is treated as Transient: a bug in an adapter must
@@ -26,13 +26,16 @@ not lose a warning, and ``max_attempts`` bounds it.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
 from tenacity import RetryCallState, wait_exponential_jitter
 
 from alertcast.dispatch.ledger import Delivery, DeliveryState, Outcome
 from alertcast.errors import (
+    ConfigProblem,
     Permanent,
     RateLimited,
     RecipientGone,
@@ -62,6 +65,63 @@ class RetryPolicy:
         state = RetryCallState(retry_object=None, fn=None, args=(), kwargs={})  # type: ignore[arg-type]
         state.attempt_number = max(1, attempt)
         return float(wait(state))
+
+
+_SEVERITIES = ("Extreme", "Severe", "Moderate", "Minor", "Unknown")
+
+RETRY_OPTIONS = (
+    "max_attempts",
+    "retry_initial_s",
+    "retry_max_delay_s",
+    "retry_jitter_s",
+    "retry_unknown_for",
+)
+"""The ``[options]`` of a ``channels/*.toml`` that shape its retries."""
+
+
+def policy_from_options(
+    options: Mapping[str, Any], file: str
+) -> tuple[RetryPolicy, list[ConfigProblem]]:
+    """A channel's retry policy from its options; each wrong value reported, its default kept.
+
+    ``retry_unknown_for`` lists the severities whose ambiguous sends (timed out
+    after the request left) are tried once more; ``[]`` never re-sends one.
+    """
+    default = RetryPolicy()
+    problems: list[ConfigProblem] = []
+
+    def number(key: str, fallback: float, *, whole: bool = False) -> float:
+        if key not in options:
+            return fallback
+        value = options[key]
+        ok = isinstance(value, int) if whole else isinstance(value, int | float)
+        if isinstance(value, bool) or not ok or value <= 0:
+            kind = "a whole number" if whole else "a number"
+            problems.append(ConfigProblem(file, f"options.{key}", f"must be {kind} > 0"))
+            return fallback
+        return float(value)
+
+    unknown_for = default.retry_unknown_for
+    if "retry_unknown_for" in options:
+        value = options["retry_unknown_for"]
+        if isinstance(value, list) and all(v in _SEVERITIES for v in value):
+            unknown_for = frozenset(str(v) for v in value)
+        else:
+            problems.append(
+                ConfigProblem(
+                    file,
+                    "options.retry_unknown_for",
+                    f"must be a list of CAP severities ({', '.join(_SEVERITIES)})",
+                )
+            )
+    policy = RetryPolicy(
+        max_attempts=int(number("max_attempts", default.max_attempts, whole=True)),
+        initial_s=number("retry_initial_s", default.initial_s),
+        max_delay_s=number("retry_max_delay_s", default.max_delay_s),
+        jitter_s=number("retry_jitter_s", default.jitter_s),
+        retry_unknown_for=unknown_for,
+    )
+    return policy, problems
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,7 +191,7 @@ def decide(
     if isinstance(error, SentButUnknown):
         retry = (
             delivery.message.severity in policy.retry_unknown_for
-            and delivery.last_error_class != SentButUnknown.__name__
+            and delivery.unknown_attempts == 0
             and attempts < policy.max_attempts
         )
         if retry:

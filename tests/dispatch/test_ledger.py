@@ -5,8 +5,9 @@ Every scenario ends with the audit chain verified: each move of a row is in it.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 from sqlalchemy import func, select
@@ -359,3 +360,197 @@ async def test_a_claim_looks_past_rows_it_had_to_close(
     assert sorted(d.target for d in claimed) == ["x", "y", "z"]
     assert await _states(engine) == {"dead": 10, "claimed": 3}
     await audit.verify_chain(engine)
+
+
+async def test_a_fan_out_stores_its_message_once(
+    engine: AsyncEngine, store_alert: StoreAlert
+) -> None:
+    from alertcast.store.tables import delivery_messages
+
+    first = await store_alert()
+    second = await store_alert()
+    await _plan(engine, first, [f"a{i}" for i in range(30)])
+    await _plan(engine, second, ["b"])  # the same message for another alert
+    await ledger.plan(
+        engine,
+        alert_id=second,
+        channel="sms",
+        targets=["c"],
+        message=OutboundMessage(parts=("otro texto",)),
+        priority=1,
+        deadline=None,
+    )
+
+    async with engine.connect() as conn:
+        stored = (await conn.execute(select(delivery_messages.c.sha256))).scalars().all()
+        pointers = (await conn.execute(select(deliveries.c.message_id).distinct())).all()
+    assert len(stored) == 2 and len(pointers) == 2
+    planned = [r for r in await audit.tail(engine, 10) if r.action == "delivery.planned"]
+    assert planned[0].data["message_sha256"] in stored
+    claimed = await ledger.claim(engine, worker="w", channels=["fake", "sms"], limit=40, lease_s=60)
+    assert {d.message for d in claimed} == {MESSAGE, OutboundMessage(parts=("otro texto",))}
+
+
+async def test_planning_keeps_each_targets_group(
+    engine: AsyncEngine, store_alert: StoreAlert
+) -> None:
+    alert_id = await store_alert()
+
+    result = await ledger.plan(
+        engine,
+        alert_id=alert_id,
+        channel="telegram",
+        targets=["-100:1", "-100:2", "-200:1", "solo"],
+        message=MESSAGE,
+        priority=1,
+        deadline=None,
+        batch=3,
+        group_of=lambda t: t.split(":")[0] if ":" in t else None,
+    )
+
+    assert (result.inserted, result.batches) == (4, 2)
+    claimed = await ledger.claim(engine, worker="w", channels=["telegram"], limit=10, lease_s=60)
+    assert {d.target: d.group_key for d in claimed} == {
+        "-100:1": "-100",
+        "-100:2": "-100",
+        "-200:1": "-200",
+        "solo": None,
+    }
+
+
+async def test_a_group_start_leaves_out_cancelled_and_foreign_rows(
+    engine: AsyncEngine, store_alert: StoreAlert
+) -> None:
+    doomed = await store_alert()
+    alive = await store_alert()
+    await _plan(engine, doomed, ["d1", "d2"])
+    await _plan(engine, alive, ["a1", "a2", "a3"])
+    mine = await ledger.claim(engine, worker="w", channels=["fake"], limit=4, lease_s=60)
+    theirs = await ledger.claim(engine, worker="other", channels=["fake"], limit=4, lease_s=60)
+    assert len(mine) == 4 and len(theirs) == 1
+    await ledger.cancel_for_alert(engine, [doomed], "Cancel received", "lifecycle")
+
+    ids = [d.id for d in mine + theirs]
+    started = await ledger.start_attempts(engine, ids, worker="w")
+
+    assert started == {d.id for d in mine if d.alert_id == alive}
+    assert await ledger.start_attempts(engine, ids, worker="w") == set()  # once only
+    # Rows started are out of a later cancel's reach: their sends are under way.
+    assert await ledger.cancel_for_alert(engine, [alive], "Cancel received", "lifecycle") == 1
+    assert await ledger.progress(engine, alive) == {"fake": {"cancelled": 1, "claimed": 2}}
+    await audit.verify_chain(engine)
+
+
+async def test_outcomes_and_starts_are_written_together(
+    engine: AsyncEngine, store_alert: StoreAlert
+) -> None:
+    alert_id = await store_alert()
+    await _plan(engine, alert_id, ["a", "b", "c"])
+    claimed = await ledger.claim(engine, worker="w", channels=["fake"], limit=3, lease_s=60)
+    first, second, third = claimed
+    assert await ledger.start_attempt(engine, first.id, worker="w")
+    done = Outcome(first.id, alert_id, DeliveryState.SENT, provider_message_id="m1")
+    stale = Outcome(third.id, alert_id, DeliveryState.SENT)  # never started, owned by "w"
+
+    applied, started = await ledger.record_and_start(engine, [done], [second.id], worker="w")
+    assert applied == [done] and started == {second.id}
+    applied, started = await ledger.record_and_start(engine, [], [], worker="w")
+    assert (applied, started) == ([], set())
+    with pytest.raises(ValueError, match="next_attempt_at"):
+        await ledger.record_and_start(
+            engine, [Outcome(third.id, alert_id, DeliveryState.PENDING)], [], worker="w"
+        )
+
+    rows = {d.target: d for d in await ledger.list_deliveries(engine, alert_id=alert_id)}
+    assert (rows["a"].state, rows["a"].provider_message_id) == ("sent", "m1")
+    assert (rows["b"].state, rows["b"].attempts) == ("claimed", 1)
+    assert await ledger.record_outcomes(engine, [stale], worker="someone-else") == []
+    outcomes = [r for r in await audit.tail(engine, 10) if r.action == "delivery.outcomes"]
+    assert [o["id"] for o in outcomes[-1].data["outcomes"]] == [first.id]
+    await audit.verify_chain(engine)
+
+
+async def test_the_migration_moves_each_payload_into_one_stored_message(
+    database_url: str,
+) -> None:
+    from alembic import command
+    from sqlalchemy import text
+
+    from alertcast.store.engine import make_engine
+    from alertcast.store.migrate import _config, upgrade
+    from alertcast.store.tables import delivery_messages
+
+    def to(revision: str) -> Callable[[Any], None]:
+        """Migrate down to ``revision``, or up to the newest with "head"."""
+
+        def run(connection: Any) -> None:
+            if revision == "head":
+                command.upgrade(_config(connection), revision)
+            else:
+                command.downgrade(_config(connection), revision)
+
+        return run
+
+    await upgrade(database_url)
+    engine = make_engine(database_url)
+    try:
+        async with engine.begin() as conn:
+            await conn.run_sync(to("0005"))
+        async with engine.begin() as conn:
+            now = datetime.now(UTC)
+            await conn.execute(
+                text(
+                    "INSERT INTO alerts (sender, identifier, sent, sent_utc, status, msg_type,"
+                    " cap_version, source, normalized, warnings, received_at)"
+                    " VALUES ('s', 'i', 'x', :now, 'Actual', 'Alert', '1.2', 't', '{}', '[]',"
+                    " :now)"
+                ),
+                {"now": now.replace(tzinfo=None) if "sqlite" in database_url else now},
+            )
+            for target, payload in (
+                ("a", '{"parts":["uno"]}'),
+                ("b", '{"parts":["uno"]}'),
+                ("c", '{"parts":["dos"]}'),
+            ):
+                await conn.execute(
+                    text(
+                        "INSERT INTO deliveries (alert_id, channel, target, state, priority,"
+                        " attempts, next_attempt_at, payload, created_at, updated_at)"
+                        " VALUES (1, 'fake', :t, 'pending', 1, 0, :now, :p, :now, :now)"
+                    ),
+                    {
+                        "t": target,
+                        "p": payload,
+                        "now": now.replace(tzinfo=None) if "sqlite" in database_url else now,
+                    },
+                )
+        async with engine.begin() as conn:
+            await conn.run_sync(to("head"))
+
+        async with engine.connect() as conn:
+            messages = dict(
+                (
+                    await conn.execute(select(delivery_messages.c.id, delivery_messages.c.payload))
+                ).all()
+            )
+            pointers = dict(
+                (await conn.execute(select(deliveries.c.target, deliveries.c.message_id))).all()
+            )
+        assert sorted(messages.values()) == ['{"parts":["dos"]}', '{"parts":["uno"]}']
+        assert {t: messages[m] for t, m in pointers.items()} == {
+            "a": '{"parts":["uno"]}',
+            "b": '{"parts":["uno"]}',
+            "c": '{"parts":["dos"]}',
+        }
+
+        async with engine.begin() as conn:
+            await conn.run_sync(to("0005"))
+        async with engine.connect() as conn:
+            back = (await conn.execute(text("SELECT target, payload FROM deliveries"))).all()
+        assert sorted(tuple(r) for r in back) == [
+            ("a", '{"parts":["uno"]}'),
+            ("b", '{"parts":["uno"]}'),
+            ("c", '{"parts":["dos"]}'),
+        ]
+    finally:
+        await engine.dispose()

@@ -306,7 +306,12 @@ class BlockingLimiter(UnlimitedLimiter):
         self.on_blocked = on_blocked
 
     async def acquire(
-        self, channel: str, *, recipient: str | None = None, group: str | None = None
+        self,
+        channel: str,
+        *,
+        recipient: str | None = None,
+        group: str | None = None,
+        cost: float = 1.0,
     ) -> None:
         if self.acquired >= self.allowed:
             self.on_blocked()
@@ -457,4 +462,60 @@ async def test_with_one_send_in_five_failing_every_row_ends_sent_or_classified(
     sent = [t for t, (state, _, _) in rows.items() if state == "sent"]
     assert sorted(channel.targets) == sorted(sent)  # each sent row was sent exactly once
     assert len(sent) > 300
+    await audit.verify_chain(engine)
+
+
+async def test_only_the_few_rows_started_ahead_escape_a_cancel(
+    engine: AsyncEngine, store_alert: StoreAlert
+) -> None:
+    from sqlalchemy import func
+
+    alert_id = await store_alert()
+    await ledger.plan(
+        engine,
+        alert_id=alert_id,
+        channel="fake",
+        targets=[f"chat-{i}" for i in range(10)],
+        message=message(),
+        priority=20,
+        deadline=None,
+    )
+    gate = asyncio.Event()
+
+    async def hold(target: str) -> None:
+        await gate.wait()
+
+    channel = RecordingChannel(before_send=hold)
+    worker = _worker(engine, channel, batch=10, concurrency=2, start_ahead=1, poll_s=0.01)
+    stop = asyncio.Event()
+    begun_query = (
+        select(func.count())
+        .select_from(deliveries)
+        .where(deliveries.c.attempt_started_at.is_not(None))
+    )
+
+    async def begun() -> int:
+        async with engine.connect() as conn:
+            return int((await conn.execute(begun_query)).scalar_one())
+
+    async def scenario() -> None:
+        try:
+            for _ in range(2000):
+                if await begun() >= 3:
+                    break
+                await asyncio.sleep(0.01)
+            await asyncio.sleep(0.05)
+            # Two sends under way, one row started ahead of a free slot, no more.
+            assert await begun() == 3
+            assert await ledger.cancel_for_alert(engine, [alert_id], "Cancel", "test") == 7
+            gate.set()
+            await _until_finished(engine, [alert_id])
+        finally:
+            gate.set()
+            stop.set()
+
+    await asyncio.gather(worker.run(stop), scenario())
+
+    assert len(channel.targets) == 3
+    assert await ledger.progress(engine, alert_id) == {"fake": {"cancelled": 7, "sent": 3}}
     await audit.verify_chain(engine)
