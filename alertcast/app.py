@@ -23,12 +23,14 @@ from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from alertcast import lifecycle
-from alertcast.channels.console import ConsoleChannel
 from alertcast.config import Config
+from alertcast.dispatch.cancellation import cancel_on_lifecycle
+from alertcast.dispatch.progress import channel_rate_limits
+from alertcast.dispatch.service import Dispatch, build_dispatch
 from alertcast.feeds.drop_folder import DropFolderFeed
 from alertcast.feeds.http import HttpFetcher, make_session
 from alertcast.feeds.poller import Poller
-from alertcast.ingest import Ingestor, NewAlertListener
+from alertcast.ingest import Ingestor
 from alertcast.store.alerts import AlertRepository
 from alertcast.store.engine import make_engine, redact_url
 from alertcast.store.feed_state import FeedStateRepository
@@ -53,45 +55,62 @@ class Runtime:
     site_url: str = ""
     poller: Poller | None = None
     http: aiohttp.ClientSession | None = None
+    dispatch: Dispatch | None = None
 
 
-def _channels(config: Config) -> list[NewAlertListener]:
-    listeners: list[NewAlertListener] = []
+def public_url(config: Config) -> str:
+    """How the public reaches this service: ``service.public_url``, else the bound address."""
+    service = config.service
+    return service.public_url or f"http://{service.host}:{service.port}"
+
+
+def twilio_auth_tokens(config: Config) -> dict[str, str]:
+    """Each enabled Twilio channel's auth token, for validating its signed status callbacks."""
+    tokens: dict[str, str] = {}
     for channel in config.channels:
-        if not channel.enabled:
-            continue
-        if channel.kind in ("console", "file"):
-            outbox = config.service.data_dir / "outbox" / f"{channel.name}.jsonl"
-            language = str(channel.options.get("language", "es"))
-            listeners.append(ConsoleChannel(channel.name, outbox, language).announce)
-    return listeners
+        if channel.enabled and channel.kind in ("sms", "whatsapp"):
+            token = channel.secret("auth_token")
+            if token:
+                tokens[channel.name] = token
+    return tokens
 
 
-def build_ingestor(config: Config, repository: AlertRepository) -> Ingestor:
-    """The one ingest stage, announcing new alerts on the configured channels."""
+def build_ingestor(
+    config: Config, repository: AlertRepository, dispatch: Dispatch | None = None
+) -> Ingestor:
+    """The one ingest stage: each new alert is routed and planned, and a Cancel or
+    Update stops the pending deliveries of what it replaces."""
     return Ingestor(
         repository,
         strict=config.cap.strict,
         max_bytes=config.cap.max_bytes,
-        listeners=tuple(_channels(config)),
+        listeners=(dispatch.planner.on_new_alert,) if dispatch is not None else (),
+        effect_listeners=(cancel_on_lifecycle(repository.engine),),
         feeds=config.feeds,
     )
 
 
-async def build_runtime(config: Config) -> Runtime:
-    """Open the database (migrating it), and build the repository, ingestor and feeds."""
+async def build_runtime(config: Config, http: aiohttp.ClientSession | None = None) -> Runtime:
+    """Open the database (migrating it), and build the repository, dispatch, ingestor and feeds."""
     config.service.data_dir.mkdir(parents=True, exist_ok=True)
     revision = await upgrade(config.database_url)
     log.info("database.ready", url=redact_url(config.database_url), revision=revision)
     engine = make_engine(config.database_url)
+    try:
+        # Channels open their own HTTP sessions: a send must know whether its request
+        # left (webhook tracing), which the feeds' shared session does not record.
+        dispatch = build_dispatch(config, engine, site_url=public_url(config))
+    except Exception:
+        await engine.dispose()
+        raise
     repository = AlertRepository(engine)
-    ingestor = build_ingestor(config, repository)
+    ingestor = build_ingestor(config, repository, dispatch)
     feeds = [
         DropFolderFeed(feed, ingestor)
         for feed in config.feeds
         if feed.enabled and feed.kind == "cap-dir"
     ]
-    return Runtime(config, engine, repository, ingestor, feeds)
+    return Runtime(config, engine, repository, ingestor, feeds, http=http, dispatch=dispatch)
 
 
 async def serve(
@@ -108,22 +127,32 @@ async def serve(
     for sig in (signal.SIGTERM, signal.SIGINT):
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(sig, stop.set)
-    runtime = await build_runtime(config)
+    # One HTTP session for the whole process: every feed, linked document and
+    # HTTP channel shares its connection pool, and it is closed below whatever happens.
+    http = make_session()
+    try:
+        runtime = await build_runtime(config, http)
+    except BaseException:
+        await http.close()
+        raise
     runner: web.AppRunner | None = None
     try:
-        # One HTTP session for the whole process: every feed and linked document
-        # shares its connection pool, and it is closed below whatever happens.
-        runtime.http = make_session()
         runtime.poller = Poller(
             config.feeds,
-            fetcher=HttpFetcher(runtime.http),
+            fetcher=HttpFetcher(http),
             ingestor=runtime.ingestor,
             repository=FeedStateRepository(runtime.engine),
             drop_folders=runtime.feeds,
         )
         push_feeds = [feed for feed in config.feeds if feed.enabled and feed.kind == "push"]
         web_app = make_web_app(
-            runtime.engine, runtime.repository, ingestor=runtime.ingestor, push_feeds=push_feeds
+            runtime.engine,
+            runtime.repository,
+            ingestor=runtime.ingestor,
+            push_feeds=push_feeds,
+            channel_limits=channel_rate_limits(config.channels),
+            site_url=public_url(config),
+            twilio_auth_tokens=twilio_auth_tokens(config),
         )
         runner = web.AppRunner(web_app, access_log=None)
         await runner.setup()
@@ -145,6 +174,10 @@ async def serve(
                 group.create_task(runtime.poller.run(), name="poller"),
                 group.create_task(_expire_periodically(runtime.engine), name="expiry"),
             ]
+            if runtime.dispatch is not None:
+                # Not cancelled below: on stop the worker drains its sends in flight
+                # within its bound and releases its leases by itself.
+                group.create_task(runtime.dispatch.run(stop), name="dispatch")
             if on_ready is not None:
                 tasks.append(group.create_task(on_ready(runtime), name="on_ready"))
             await stop.wait()
@@ -154,8 +187,9 @@ async def serve(
     finally:
         if runner is not None:
             await runner.cleanup()
-        if runtime.http is not None:
-            await runtime.http.close()
+        if runtime.dispatch is not None:
+            await runtime.dispatch.aclose()
+        await http.close()
         await runtime.engine.dispose()
         for sig in (signal.SIGTERM, signal.SIGINT):
             with contextlib.suppress(NotImplementedError, RuntimeError):
@@ -171,3 +205,36 @@ async def _expire_periodically(engine: AsyncEngine, every_s: float = EXPIRY_SWEE
         except Exception:  # the sweep must survive a database hiccup; it is logged
             log.exception("lifecycle.expiry_failed")
         await asyncio.sleep(every_s)
+
+
+async def run_worker(
+    config: Config, *, stop: asyncio.Event | None = None, plan: bool = False
+) -> None:
+    """Run only dispatch (``alertcast worker``): claim, send and record until SIGTERM.
+
+    For scale-out, any number of these run against one PostgreSQL beside the
+    ``serve`` instances. On SIGTERM the worker stops claiming, lets sends in
+    flight finish within its drain bound, and releases its leases. With
+    ``plan`` it also routes alerts that an interrupted instance left unplanned.
+    """
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, stop.set)
+    revision = await upgrade(config.database_url)
+    log.info("database.ready", url=redact_url(config.database_url), revision=revision)
+    engine = make_engine(config.database_url)
+    dispatch: Dispatch | None = None
+    try:
+        dispatch = build_dispatch(config, engine, site_url=public_url(config))
+        log.info("worker.process_started", worker=dispatch.worker.worker_id)
+        await dispatch.run(stop, plan=plan)
+    finally:
+        if dispatch is not None:
+            await dispatch.aclose()
+        await engine.dispose()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.remove_signal_handler(sig)
+        log.info("worker.process_stopped")

@@ -60,6 +60,14 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--host")
     p.add_argument("--port", type=int)
 
+    p = sub.add_parser("worker", help="run only dispatch: send the ledger's deliveries (scale-out)")
+    with_config(p)
+    p.add_argument(
+        "--plan",
+        action="store_true",
+        help="also route alerts left unplanned by an interrupted instance",
+    )
+
     p = sub.add_parser("demo", help="run the service on a demo configuration in a fresh folder")
     p.add_argument("--port", type=int, default=8080)
     p.add_argument("--data-dir", type=Path, help="folder for the demo (default: a new temp dir)")
@@ -95,9 +103,15 @@ def _extensions() -> list[Register]:
     Each module has ``register(sub)``, which adds its parsers and sets
     ``func`` (taking the parsed args, returning the exit code) as a default.
     """
-    from alertcast import cli_deliveries, cli_feeds, cli_render, cli_rules
+    from alertcast import cli_channels, cli_deliveries, cli_feeds, cli_render, cli_rules
 
-    return [cli_feeds.register, cli_render.register, cli_rules.register, cli_deliveries.register]
+    return [
+        cli_feeds.register,
+        cli_render.register,
+        cli_rules.register,
+        cli_deliveries.register,
+        cli_channels.register,
+    ]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -123,6 +137,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             from alertcast.app import serve
 
             asyncio.run(serve(config, host=args.host, port=args.port))
+            return EXIT_OK
+        if args.command == "worker":
+            from alertcast.app import run_worker
+
+            asyncio.run(run_worker(config, plan=args.plan))
             return EXIT_OK
         if args.command == "db":
             return asyncio.run(cmd_db_upgrade(config.database_url))
@@ -264,10 +283,11 @@ def cmd_check(path: Path | None) -> int:
     except ConfigError as exc:
         _print_problems(exc)
         return EXIT_BAD_INPUT
+    from alertcast.dispatch.service import dispatch_problems
     from alertcast.templates import validate_templates
 
     # Templates are tried now against sample alerts: a broken one fails here, not at send time.
-    problems = validate_templates(config)
+    problems = [*validate_templates(config), *dispatch_problems(config)]
     if problems:
         _print_problems(ConfigError(problems))
         return EXIT_BAD_INPUT

@@ -5,9 +5,12 @@
 * ``deliveries retry ID...`` or ``deliveries retry --state dead [--alert ID]``
   puts dead, failed or unknown rows back to pending, due now (audited); a
   sent row is never re-sent by this.
-* ``status ALERT_ID`` prints, per channel, how many rows are in each state;
-  at a terminal it first follows the fan-out with a progress bar until
-  nothing is pending or claimed. ``--once`` prints the figures once.
+* ``status ALERT_ID`` shows, per channel, a progress bar with the counts by
+  state, the current rate and the ETA (see :mod:`alertcast.dispatch.progress`),
+  refreshed every ``--interval`` seconds until nothing is pending or claimed.
+  At a terminal the bars are redrawn in place; elsewhere each change is
+  printed as plain lines. ``--once`` prints one snapshot, ``--json`` the same
+  figures as the API's JSON.
 
 Exit codes follow ``alertcast``'s: 0 when all went well, 1 when nothing matched
 (no such deliveries), 2 for a wrong command line or configuration.
@@ -20,7 +23,7 @@ import asyncio
 import getpass
 import json
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import UTC
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
@@ -29,6 +32,8 @@ from alertcast.config import load_config
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncEngine
+
+    from alertcast.dispatch.progress import AlertProgress
 
 EXIT_OK = 0
 EXIT_BAD_INPUT = 1
@@ -76,11 +81,23 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--alert", type=int, metavar="ID", help="only this alert's rows")
     p.set_defaults(func=cmd_retry)
 
-    p = with_config(sub.add_parser("status", help="an alert's deliveries per channel and state"))
+    p = with_config(
+        sub.add_parser(
+            "status", help="an alert's delivery progress per channel: counts, rate and ETA"
+        )
+    )
     p.add_argument("alert_id", type=int, metavar="ALERT_ID")
     p.add_argument("--once", action="store_true", help="print the figures once and exit")
+    p.add_argument("--json", action="store_true", help="print the figures once as JSON")
     p.add_argument(
         "--interval", type=float, default=1.0, help="seconds between refreshes (default 1)"
+    )
+    p.add_argument(
+        "--window",
+        type=float,
+        default=60.0,
+        metavar="SECONDS",
+        help="the current rate counts rows finished in the last SECONDS (default 60)",
     )
     p.set_defaults(func=cmd_status)
 
@@ -202,63 +219,173 @@ def _user() -> str:
 
 # --------------------------------------------------------------------------- status
 
+_BAR_WIDTH = 30
+_CURSOR_UP = "\x1b[{n}F"  # cursor to the start of the line n lines up
+_CLEAR_LINE = "\x1b[2K"
+
 
 def cmd_status(args: argparse.Namespace) -> int:
+    from alertcast.dispatch.progress import channel_rate_limits
+
     config = load_config(args.config)
     return asyncio.run(
         _status(
             config.database_url,
             args.alert_id,
             once=args.once,
+            as_json=args.json,
             interval=max(args.interval, 0.1),
+            window_s=max(args.window, 1.0),
+            limits=channel_rate_limits(config.channels),
             out=sys.stdout,
         )
     )
 
 
-def _counts_table(counts: Mapping[str, Mapping[str, int]], out: TextIO) -> None:
-    seen = {state for per_state in counts.values() for state in per_state}
-    states = [s for s in _STATE_ORDER if s in seen]
-    rows: list[Sequence[str]] = [("CHANNEL", *(s.upper() for s in states), "TOTAL")]
-    for channel, per_state in counts.items():
-        rows.append(
-            (
-                channel,
-                *(str(per_state.get(s, 0)) for s in states),
-                str(sum(per_state.values())),
-            )
-        )
-    _table(rows, out)
+def _duration(seconds: float | None) -> str:
+    """``45s``, ``4m05s``, ``2h07m``; ``—`` when unknown."""
+    if seconds is None:
+        return "—"
+    whole = int(seconds + 0.5)
+    if whole < 60:
+        return f"{whole}s"
+    if whole < 3600:
+        return f"{whole // 60}m{whole % 60:02d}s"
+    return f"{whole // 3600}h{whole % 3600 // 60:02d}m"
 
 
-def _done(counts: Mapping[str, Mapping[str, int]]) -> int:
-    return sum(
-        n
-        for per_state in counts.values()
-        for state, n in per_state.items()
-        if state not in ("pending", "claimed")
+def _rate(per_s: float) -> str:
+    return f"{per_s:.0f}" if per_s >= 100 else f"{per_s:.1f}"
+
+
+def _percent(fraction: float) -> str:
+    # Never shows 100 before the last row is done.
+    return str(int(fraction * 100)) if fraction < 1 else "100"
+
+
+def _bar(fraction: float, width: int = _BAR_WIDTH) -> str:
+    filled = int(width * min(max(fraction, 0.0), 1.0))
+    return "[" + "#" * filled + "-" * (width - filled) + "]"
+
+
+def _states_text(counts: Mapping[str, int]) -> str:
+    from alertcast.i18n import t
+
+    return " · ".join(
+        f"{t(f'status.state.{state}')} {counts[state]}"
+        for state in _STATE_ORDER
+        if counts.get(state)
     )
 
 
-async def _status(url: str, alert_id: int, *, once: bool, interval: float, out: TextIO) -> int:
-    from alertcast.dispatch.ledger import is_finished, progress
-    from alertcast.progress import Progress
+def format_progress(progress: AlertProgress) -> list[str]:
+    """The lines ``alertcast status`` shows: a summary, then one bar per channel.
+
+    Plain text with no control characters, so the same lines serve a terminal
+    (redrawn in place), a log file and a test.
+    """
+    from alertcast.i18n import t
+
+    at = progress.at.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%SZ")
+    summary = t(
+        "status.summary",
+        done=progress.done,
+        total=progress.total,
+        percent=_percent(progress.fraction),
+        rate=_rate(progress.rate_per_s),
+        eta=_duration(progress.eta_s),
+    )
+    head = [t("status.alert", alert_id=progress.alert_id), at, summary]
+    if progress.finished:
+        head.append(t("status.finished"))
+    elif progress.oldest_pending_age_s is not None:
+        head.append(t("status.waiting", age=_duration(progress.oldest_pending_age_s)))
+    lines = [" · ".join(head)]
+    if not progress.channels:
+        return lines
+    name_width = max(len(c.channel) for c in progress.channels)
+    count_width = max(len(f"{c.done}/{c.total}") for c in progress.channels)
+    for channel in progress.channels:
+        cells = [
+            channel.channel.ljust(name_width),
+            _bar(channel.fraction),
+            f"{channel.done}/{channel.total}".rjust(count_width),
+            f"{_percent(channel.fraction)}%".rjust(4),
+            f"{_rate(channel.rate_per_s)}/s".rjust(8),
+            t("status.eta", eta=_duration(channel.eta_s)).ljust(14),
+            _states_text(channel.counts),
+        ]
+        lines.append("  " + "  ".join(cells).rstrip())
+    return lines
+
+
+class _Screen:
+    """Where the figures go: redrawn in place at a terminal, appended elsewhere.
+
+    Off a terminal (a pipe, a log file, CI) each snapshot is printed as plain
+    lines and only when the counts changed, so a long fan-out does not fill a
+    log with identical blocks and nothing relies on carriage returns.
+    """
+
+    def __init__(self, out: TextIO) -> None:
+        self._out = out
+        self._tty = out.isatty()
+        self._drawn = 0
+        self._last_counts: dict[str, dict[str, int]] | None = None
+
+    def show(self, progress: AlertProgress, *, force: bool = False) -> None:
+        counts = {c.channel: dict(c.counts) for c in progress.channels}
+        if not self._tty and not force and counts == self._last_counts:
+            return
+        self._last_counts = counts
+        lines = format_progress(progress)
+        if self._tty and self._drawn:
+            self._out.write(_CURSOR_UP.format(n=self._drawn))
+        for line in lines:
+            self._out.write((_CLEAR_LINE if self._tty else "") + line + "\n")
+        if self._tty:
+            self._drawn = len(lines)
+        self._out.flush()
+
+
+async def _status(
+    url: str,
+    alert_id: int,
+    *,
+    once: bool,
+    interval: float,
+    out: TextIO,
+    as_json: bool = False,
+    window_s: float = 60.0,
+    limits: Mapping[str, float] | None = None,
+    sleep: Callable[[float], Awaitable[object]] = asyncio.sleep,
+) -> int:
+    from alertcast.dispatch.progress import AlertNotFound, alert_progress
+    from alertcast.i18n import t
 
     engine = await _engine(url)
     try:
-        counts = await progress(engine, alert_id)
-        if not counts:
-            _err(f"alert {alert_id} has no deliveries")
+
+        async def snapshot() -> AlertProgress:
+            return await alert_progress(engine, alert_id, window_s=window_s, limits=limits)
+
+        try:
+            progress = await snapshot()
+        except AlertNotFound:
+            _err(t("status.no_alert", alert_id=alert_id))
             return EXIT_BAD_INPUT
-        if not once and not is_finished(counts):
-            total = sum(sum(per_state.values()) for per_state in counts.values())
-            with Progress(total, f"alert {alert_id}") as bar:
-                while not is_finished(counts):
-                    bar.advance(_done(counts) - bar.done)
-                    await asyncio.sleep(interval)
-                    counts = await progress(engine, alert_id)
-                bar.advance(_done(counts) - bar.done)
+        if as_json:
+            out.write(json.dumps(progress.to_json(), ensure_ascii=False) + "\n")
+            return EXIT_OK
+        if not progress.channels:
+            _err(t("status.no_deliveries", alert_id=alert_id))
+            return EXIT_BAD_INPUT
+        screen = _Screen(out)
+        screen.show(progress, force=True)
+        while not once and not progress.finished:
+            await sleep(interval)
+            progress = await snapshot()
+            screen.show(progress, force=progress.finished)
     finally:
         await engine.dispose()
-    _counts_table(counts, out)
     return EXIT_OK

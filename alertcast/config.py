@@ -75,7 +75,23 @@ DEFAULT_MAX_BACKOFF_S = 1800.0
 _LANGUAGE_TAG = re.compile(r"^[A-Za-z]{2,8}(-[A-Za-z0-9]{1,8})*$")
 _HOST_PATTERN = re.compile(r"^(\*\.)?[a-z0-9]([a-z0-9.-]*[a-z0-9])?$|^\[[0-9a-f:.]+\]$")
 
-CHANNEL_KINDS: frozenset[str] = frozenset({"console", "file"})
+CHANNEL_KINDS: frozenset[str] = frozenset(
+    {
+        "apprise",
+        "bluesky",
+        "cap",
+        "console",
+        "email",
+        "facebook",
+        "file",
+        "mastodon",
+        "sms",
+        "telegram",
+        "webhook",
+        "whatsapp",
+        "x",
+    }
+)
 """Channel kinds this version can speak on."""
 
 
@@ -86,6 +102,9 @@ class ServiceSettings:
     data_dir: Path = Path("data")
     log_level: str = "info"
     log_format: LogFormat = "auto"
+    public_url: str | None = None
+    """How the public reaches this service (``https://alertas.example.gob.mx``): the base of
+    links in messages, of the CAP feed and of signed provider callbacks. None: the bound address."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -258,7 +277,7 @@ def find_config(explicit: Path | None = None) -> Path | None:
 
 
 _TOP_KEYS = frozenset({"service", "database", "cap", "paths"})
-_SERVICE_KEYS = frozenset({"host", "port", "data_dir", "log_level", "log_format"})
+_SERVICE_KEYS = frozenset({"host", "port", "data_dir", "log_level", "log_format", "public_url"})
 _DATABASE_KEYS = frozenset({"url"})
 _CAP_KEYS = frozenset({"max_bytes", "strict"})
 _PATHS_KEYS = frozenset({"feeds", "channels", "rules"})
@@ -318,12 +337,17 @@ def load_config(path: Path | None = None) -> Config:
         problems.add(where, "service.log_level", "must be debug, info, warning, error or critical")
         log_level = "info"
     data_dir = root / problems.get(where, service_t, "data_dir", str, "data", "service.")
+    public_url = problems.get(where, service_t, "public_url", str, None, "service.")
+    if public_url is not None and not re.match(r"^https?://[^/]+", public_url):
+        problems.add(where, "service.public_url", "must be an http:// or https:// URL")
+        public_url = None
     service = ServiceSettings(
         host=problems.get(where, service_t, "host", str, "127.0.0.1", "service."),
         port=port,
         data_dir=data_dir,
         log_level=log_level.lower(),
         log_format=cast(LogFormat, log_format),
+        public_url=public_url.rstrip("/") if public_url else None,
     )
 
     database_t = problems.table(where, raw, "database")

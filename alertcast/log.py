@@ -85,5 +85,7 @@ def configure_logging(level: str = "info", fmt: LogFormat = "auto") -> None:
     root.setLevel(max(numeric, logging.INFO) if numeric < logging.INFO else numeric)
     # aiohttp's access log is one line per request: useful in production, noise in tests.
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+    # httpx (under python-telegram-bot) logs request URLs, and a bot's URL holds its token
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     # Alembic narrates every migration step; alertcast logs the outcome itself.
     logging.getLogger("alembic").setLevel(max(numeric, logging.WARNING))

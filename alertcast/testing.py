@@ -82,9 +82,81 @@ class UnlimitedLimiter:
         self.acquired = 0
 
     async def acquire(
-        self, channel: str, *, recipient: str | None = None, group: str | None = None
+        self,
+        channel: str,
+        *,
+        recipient: str | None = None,
+        group: str | None = None,
+        cost: float = 1.0,
     ) -> None:
         self.acquired += 1
 
     def pause(self, channel: str, seconds: float) -> None:
         self.pauses.append((channel, seconds))
+
+
+@dataclass(frozen=True, slots=True)
+class FollowUp:
+    """One follow-up the fake channel accepted: ``kind`` of earlier message ``of``."""
+
+    kind: str
+    target: str
+    of: str
+    message: OutboundMessage | None
+    provider_message_id: str | None
+
+
+@dataclass
+class FollowUpRecordingChannel(RecordingChannel):
+    """A :class:`RecordingChannel` that also edits, replies and deletes (a ``FollowUpChannel``).
+
+    ``preferences`` maps a CAP msgType to the follow-up used for it (by
+    default Update → edit, Cancel → reply); accepted follow-ups are kept in
+    ``follow_ups_done``. ``fail_follow_up(kind, error, times)`` makes the next
+    ``times`` follow-ups of that kind raise ``error``. An edit keeps the
+    earlier message's id, as Telegram and Mastodon do.
+    """
+
+    preferences: dict[str, str] = field(
+        default_factory=lambda: {"Update": "edit", "Cancel": "reply"}
+    )
+    follow_ups_done: list[FollowUp] = field(default_factory=list)
+    _follow_up_failures: dict[str, list[BaseException]] = field(default_factory=dict)
+
+    @property
+    def follow_ups(self) -> frozenset[str]:
+        return frozenset(self.preferences.values())
+
+    def follow_up_for(self, msg_type: str) -> str | None:
+        return self.preferences.get(msg_type)
+
+    def fail_follow_up(self, kind: str, error: BaseException, times: int = 1) -> None:
+        self._follow_up_failures.setdefault(kind, []).extend([error] * times)
+
+    def _maybe_fail(self, kind: str) -> None:
+        queued = self._follow_up_failures.get(kind)
+        if queued:
+            raise queued.pop(0)
+
+    async def edit(
+        self, provider_message_id: str, message: OutboundMessage, target: str
+    ) -> Receipt:
+        self._maybe_fail("edit")
+        self.follow_ups_done.append(
+            FollowUp("edit", target, provider_message_id, message, provider_message_id)
+        )
+        return Receipt(provider_message_id=provider_message_id, delivered=self.delivered)
+
+    async def reply(
+        self, provider_message_id: str, message: OutboundMessage, target: str
+    ) -> Receipt:
+        self._maybe_fail("reply")
+        message_id = f"{self.name}-reply-{len(self.follow_ups_done) + 1}"
+        self.follow_ups_done.append(
+            FollowUp("reply", target, provider_message_id, message, message_id)
+        )
+        return Receipt(provider_message_id=message_id, delivered=self.delivered)
+
+    async def delete(self, provider_message_id: str, target: str) -> None:
+        self._maybe_fail("delete")
+        self.follow_ups_done.append(FollowUp("delete", target, provider_message_id, None, None))

@@ -42,6 +42,22 @@ description = "Writes announcements to the log and data/outbox/console.jsonl; re
 
 [options]
 language = "es"
+test_only = true  # a channel for drills: it reaches nobody
+"""
+
+RULES_TOML = """\
+# Demo routing: every drill goes to the console channel, which reaches nobody.
+# Real routes reach the public only after one or two people approve (see rules.toml
+# in the project for a full example).
+[route]
+
+[[route.routes]]
+name = "drills"
+description = "Exercises and tests, to the console channel only"
+channels = ["console"]
+exercise = true
+test_audience = "channel-post"
+approval = "auto"
 """
 
 
@@ -54,6 +70,7 @@ def write_demo_config(root: Path, port: int) -> Path:
     config.write_text(CONFIG_TOML.format(port=port), encoding="utf-8")
     (root / "feeds" / "demo-inbox.toml").write_text(FEED_TOML, encoding="utf-8")
     (root / "channels" / "console.toml").write_text(CHANNEL_TOML, encoding="utf-8")
+    (root / "rules.toml").write_text(RULES_TOML, encoding="utf-8")
     return config
 
 

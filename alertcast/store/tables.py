@@ -232,11 +232,25 @@ deliveries = Table(
     Column("last_error_class", String(32), nullable=True),
     Column("last_error", Text, nullable=True),
     Column("provider_message_id", Text, nullable=True),
-    Column("payload", Text, nullable=False, comment="OutboundMessage as canonical JSON"),
+    Column(
+        "message_id",
+        BigInteger,
+        ForeignKey("delivery_messages.id"),
+        nullable=False,
+        comment="the rendered message, stored once in delivery_messages",
+    ),
     Column("created_at", UtcDateTime, nullable=False),
     Column("updated_at", UtcDateTime, nullable=False),
     UniqueConstraint("alert_id", "channel", "target"),
-    Index("ix_deliveries_claim", "state", "priority", "next_attempt_at"),
+    Column(
+        "unknown_attempts",
+        Integer,
+        nullable=False,
+        server_default="0",
+        comment="attempts whose outcome was ambiguous (may have been received)",
+    ),
+    Index("ix_deliveries_claim", "state", "priority", "next_attempt_at", "id"),
+    Index("ix_deliveries_channel_provider_message_id", "channel", "provider_message_id"),
 )
 """The delivery ledger: one row per (alert, channel, target)."""
 
@@ -249,3 +263,100 @@ rate_budgets = Table(
     Column("paused_until", UtcDateTime, nullable=True),
 )
 """Token buckets shared by every instance, so together they never exceed a provider's limit."""
+
+dispatch_decisions = Table(
+    "dispatch_decisions",
+    metadata,
+    Column(
+        "alert_id",
+        BigInteger,
+        ForeignKey("alerts.id", ondelete="CASCADE"),
+        primary_key=True,
+        autoincrement=False,
+    ),
+    Column("decided_at", UtcDateTime, nullable=False),
+    Column("decision", Text, nullable=False, comment="the routing decision as JSON"),
+)
+"""One row per routed alert: an alert is routed once, whichever instance gets there first."""
+
+DISPATCH_ROUTE_STATES = (
+    "awaiting_approval",
+    "deferred",
+    "planning",
+    "planned",
+    "rejected",
+    "failed",
+)
+"""What became of one routed (alert, route, channel): see :mod:`alertcast.dispatch.planner`."""
+
+dispatch_routes = Table(
+    "dispatch_routes",
+    metadata,
+    Column("id", _AutoId, primary_key=True, autoincrement=True),
+    Column("alert_id", BigInteger, ForeignKey("alerts.id", ondelete="CASCADE"), nullable=False),
+    Column("route", Text, nullable=False),
+    Column("channel", Text, nullable=False),
+    Column(
+        "state",
+        String(24),
+        nullable=False,
+        comment="awaiting_approval, deferred, planning, planned, rejected, failed",
+    ),
+    Column("approval", String(8), nullable=False, comment="auto, one or two"),
+    Column("decision", Text, nullable=False, comment="the routed delivery as JSON"),
+    Column("detail", Text, nullable=True, comment="why it failed, if it did"),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
+    UniqueConstraint("alert_id", "route", "channel"),
+    Index("ix_dispatch_routes_state", "state"),
+)
+"""Each routed delivery of an alert, kept so that approval can release what routing held."""
+
+route_groups = Table(
+    "route_groups",
+    metadata,
+    Column("key", Text, primary_key=True),
+    Column("first", Text, nullable=False, comment="key of the group's first alert"),
+    Column("last_at", UtcDateTime, nullable=False),
+)
+"""Group states of the routing rules (``group_by``): the next alert of a group updates the first."""
+
+delivery_messages = Table(
+    "delivery_messages",
+    metadata,
+    Column("id", _AutoId, primary_key=True, autoincrement=True),
+    Column("sha256", String(64), nullable=False, comment="hex SHA-256 of payload"),
+    Column("payload", Text, nullable=False, comment="OutboundMessage as canonical JSON"),
+    Column("created_at", UtcDateTime, nullable=False),
+    UniqueConstraint("sha256"),
+)
+"""Each distinct rendered message once: a fan-out's million rows all point at the same one."""
+
+early_receipts = Table(
+    "early_receipts",
+    metadata,
+    Column("id", _AutoId, primary_key=True, autoincrement=True),
+    Column("channel", Text, nullable=False),
+    Column("provider_message_id", Text, nullable=False),
+    Column("status", String(32), nullable=False),
+    Column("error_code", String(32), nullable=True),
+    Column("received_at", UtcDateTime, nullable=False),
+    Index("ix_early_receipts_channel_provider_message_id", "channel", "provider_message_id"),
+)
+"""Provider callbacks that arrived before the send's outcome was written; applied later."""
+
+published_alerts = Table(
+    "published_alerts",
+    metadata,
+    Column(
+        "alert_id",
+        BigInteger,
+        ForeignKey("alerts.id", ondelete="CASCADE"),
+        primary_key=True,
+        autoincrement=False,
+    ),
+    Column("channel", Text, nullable=False, comment="the cap channel that published it"),
+    Column("published_at", UtcDateTime, nullable=False),
+    Index("ix_published_alerts_published_at", "published_at"),
+)
+"""Alerts in our own public CAP feed: only these are served at /cap and /alerts."""

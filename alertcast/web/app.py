@@ -1,5 +1,6 @@
 """aiohttp application: ``/healthz``, ``/readyz``, a read-only status page at ``/``,
-and, when push feeds are configured, ``POST /api/v1/ingest/cap`` (see ``ingest_api``).
+``GET /api/v1/alerts/{id}/progress`` (see ``deliveries_api``) and, when push feeds
+are configured, ``POST /api/v1/ingest/cap`` (see ``ingest_api``).
 
 ``/healthz`` answers while the process lives (for restarts); ``/readyz``
 answers 200 only when the database is reachable and its schema is current
@@ -9,7 +10,7 @@ answers 200 only when the database is reachable and its schema is current
 from __future__ import annotations
 
 import html
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
 from aiohttp import web
@@ -23,7 +24,10 @@ from alertcast.ingest import Ingestor
 from alertcast.store.alerts import AlertRepository
 from alertcast.store.engine import read_only
 from alertcast.store.migrate import is_current
+from alertcast.web.deliveries_api import add_deliveries_routes
 from alertcast.web.ingest_api import add_push_route
+from alertcast.web.public import add_public_routes
+from alertcast.web.twilio_status import add_twilio_routes
 
 ENGINE: web.AppKey[AsyncEngine] = web.AppKey("engine", AsyncEngine)
 REPOSITORY: web.AppKey[AlertRepository] = web.AppKey("repository", AlertRepository)
@@ -133,14 +137,26 @@ def make_web_app(
     *,
     ingestor: Ingestor | None = None,
     push_feeds: Sequence[FeedConfig] = (),
+    channel_limits: Mapping[str, float] | None = None,
+    site_url: str | None = None,
+    twilio_auth_tokens: Mapping[str, str] | None = None,
 ) -> web.Application:
-    """The web application; the push route exists only when there are push feeds."""
+    """The web application; the push route exists only when there are push feeds.
+
+    ``site_url`` is how the public reaches the service (links in the CAP feed;
+    the URL Twilio signs its callbacks over). ``twilio_auth_tokens`` maps each
+    Twilio channel to its auth token, for validating status callbacks.
+    """
     app = web.Application(middlewares=[security_headers], client_max_size=6 * 1024 * 1024)
     app[ENGINE] = engine
     app[REPOSITORY] = repository
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/", index)
+    add_deliveries_routes(app, engine, limits=channel_limits)
+    add_public_routes(app, engine, site_url or "")
+    if twilio_auth_tokens:
+        add_twilio_routes(app, engine, twilio_auth_tokens, site_url)
     if push_feeds:
         if ingestor is None:
             raise ValueError("push feeds need an ingestor to store what is pushed")

@@ -120,9 +120,10 @@ async def test_status_prints_counts_per_channel_and_state(
 ) -> None:
     cfg, alert_id = ledger_with_dead_rows
     assert await _run("status", str(alert_id), "--once", "--config", cfg) == 0
-    header, row = capsys.readouterr().out.splitlines()
-    assert header.split() == ["CHANNEL", "PENDING", "SENT", "DEAD", "TOTAL"]
-    assert row.split() == ["telegram", "1", "1", "2", "4"]
+    summary, row = capsys.readouterr().out.splitlines()
+    assert summary.startswith(f"alert {alert_id} · ") and "3/4 done (75%)" in summary
+    assert row.split()[:4] == ["telegram", "[" + "#" * 22 + "-" * 8 + "]", "3/4", "75%"]
+    assert row.endswith("pending 1 · sent 1 · dead 2")
 
     assert await _run("status", "999999", "--once", "--config", cfg) == 1
-    assert "has no deliveries" in capsys.readouterr().err
+    assert "alert 999999 does not exist" in capsys.readouterr().err

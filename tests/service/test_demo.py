@@ -56,7 +56,7 @@ def test_demo_runs_end_to_end_and_stops_on_sigterm(tmp_path: Path) -> None:
             json.loads(line)["text"] for line in outbox.read_text(encoding="utf-8").splitlines()
         ]
         assert len(announced) == 3
-        assert all(text.startswith("[SIMULACRO / EXERCISE]") for text in announced)
+        assert all(text.startswith("SIMULACRO:") for text in announced)
         assert [p.name for p in rejected.iterdir()] == ["04-documento-danado.xml"]
         with urllib.request.urlopen(url + "/readyz", timeout=10) as response:
             assert response.status == 200

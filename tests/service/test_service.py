@@ -27,7 +27,14 @@ def _write_config(root: Path) -> Path:
     (root / "feeds" / "inbox.toml").write_text(
         'kind = "cap-dir"\npath = "data/inbox"\ninterval_s = 0.05\n', encoding="utf-8"
     )
-    (root / "channels" / "console.toml").write_text('kind = "console"\n', encoding="utf-8")
+    (root / "channels" / "console.toml").write_text(
+        'kind = "console"\n[options]\ntest_only = true\n', encoding="utf-8"
+    )
+    (root / "rules.toml").write_text(
+        '[route]\n[[route.routes]]\nname = "drills"\nchannels = ["console"]\n'
+        'exercise = true\ntest_audience = "channel-post"\napproval = "auto"\n',
+        encoding="utf-8",
+    )
     cfg = root / "alertcast.toml"
     cfg.write_text('[service]\nlog_format = "json"\nlog_level = "warning"\n', encoding="utf-8")
     return cfg
@@ -62,21 +69,33 @@ async def test_a_dropped_alert_is_stored_audited_announced_and_shown(
                 return not any(p.suffix == ".xml" for p in inbox.iterdir())
 
             await _until(drained, "the inbox to be processed")
+            outbox = config.service.data_dir / "outbox" / "console.jsonl"
+
+            async def sent() -> bool:
+                return outbox.is_file() and outbox.read_text(encoding="utf-8").count("\n") >= 1
+
+            await _until(sent, "the drill to be sent on the console channel")
             async with aiohttp.ClientSession() as http:
                 for path in ("/healthz", "/readyz", "/"):
                     async with http.get(runtime.site_url + path) as response:
                         seen[path] = (response.status, await response.text())
             seen["count"] = await runtime.repository.count()
-            seen["audit"] = [r.action for r in await audit.tail(runtime.engine, 10)]
+            seen["audit"] = [r.action for r in await audit.tail(runtime.engine, 50)]
             seen["verified"] = await audit.verify_chain(runtime.engine)
+            seen["records"] = await audit.count(runtime.engine)
         finally:
             stop.set()
 
     await asyncio.wait_for(serve(config, port=0, stop=stop, on_ready=scenario), timeout=60)
 
     assert seen["count"] == 1
-    assert sorted(seen["audit"]) == ["alert.ingested", "cap.rejected"]  # type: ignore[arg-type]
-    assert seen["verified"] == 2
+    actions = seen["audit"]
+    assert isinstance(actions, list)
+    # stored, refused, routed, planned, claimed and sent: each step left its record
+    for action in ("alert.ingested", "cap.rejected", "dispatch.routed", "delivery.planned"):
+        assert actions.count(action) == 1, action
+    assert any(a.startswith("delivery.") and a != "delivery.planned" for a in actions)
+    assert seen["verified"] == seen["records"]
     assert (inbox / "done" / "01-sismo-simulacro.xml").is_file()
     assert (inbox / "done" / "again.xml").is_file()
     assert (inbox / "rejected" / "04-documento-danado.xml").is_file()
@@ -95,7 +114,8 @@ async def test_a_dropped_alert_is_stored_audited_announced_and_shown(
 
     outbox = config.service.data_dir / "outbox" / "console.jsonl"
     (announced,) = [json.loads(line) for line in outbox.read_text(encoding="utf-8").splitlines()]
-    assert announced["text"].startswith("[SIMULACRO / EXERCISE] Alert: SIMULACRO: alerta sísmica")
+    assert announced["text"].startswith("SIMULACRO: 🚨 Alerta sísmica en la Ciudad de México")
+    assert announced["target"] == "post"
 
 
 async def test_readyz_is_503_when_the_database_is_unreachable() -> None:
