@@ -35,18 +35,19 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 import structlog
-from sqlalchemy import and_, select, update
+from sqlalchemy import and_, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from alertcast import audit
 from alertcast.config import ChannelConfig, Config
 from alertcast.dispatch import ledger
-from alertcast.domain import Alert, format_cap_datetime, parse_datetime
+from alertcast.domain import Alert, Status, format_cap_datetime, parse_datetime
 from alertcast.errors import AlertcastError, StoreError
 from alertcast.lifecycle import active_alerts
 from alertcast.ports import OutboundMessage
 from alertcast.render import Rendering, render
+from alertcast.rules_eval import derived_priority
 from alertcast.rules_model import (
     CHANNEL_POST,
     ActiveAlert,
@@ -82,6 +83,9 @@ DEFAULT_POST_TARGET = "post"
 """The target of a channel post when the channel names none (``options.target``)."""
 
 PLAN_BATCH = 1000
+
+FALLBACK_BATCH = 5000
+"""Failed rows turned into fallback rows per sweep (the next sweep takes the rest)."""
 
 _REACHED_STATES = ("sent", "delivered", "unknown", "claimed")
 """Delivery states whose target may have read the message (claimed: a send may be under way)."""
@@ -275,6 +279,98 @@ class Planner:
         if unrouted:
             log.info("dispatch.caught_up", alerts=len(unrouted))
         return len(unrouted)
+
+    async def fall_back(self) -> int:
+        """Re-plan on a channel's ``options.sms_fallback`` what it could not deliver.
+
+        A WhatsApp message outside the 24-hour window without an approved
+        template fails with ``whatsapp.outside_session`` (Twilio 63016, at
+        send time or in a status callback); the person still has a phone, so
+        the same alert goes to them by SMS. Idempotent: the ledger holds one
+        row per (alert, channel, target). Returns the rows added.
+        """
+        added = 0
+        for name, channel in self._channels.items():
+            fallback_name = channel.options.get("sms_fallback")
+            if not isinstance(fallback_name, str) or fallback_name not in self._channels:
+                continue
+            failed = await self._outside_session_failures(name, fallback_name)
+            by_alert: dict[int, list[str]] = {}
+            for alert_id, target in failed:
+                by_alert.setdefault(alert_id, []).append(_phone_number(target))
+            for alert_id, targets in by_alert.items():
+                added += await self._plan_fallback(alert_id, fallback_name, targets, name)
+        return added
+
+    async def _outside_session_failures(self, channel: str, fallback: str) -> list[tuple[int, str]]:
+        done = deliveries.alias("fallback")
+        query = (
+            select(deliveries.c.alert_id, deliveries.c.target)
+            .outerjoin(
+                done,
+                and_(
+                    done.c.alert_id == deliveries.c.alert_id,
+                    done.c.channel == fallback,
+                    done.c.target == func.replace(deliveries.c.target, "whatsapp:", ""),
+                ),
+            )
+            .where(deliveries.c.channel == channel)
+            .where(deliveries.c.state == "failed")
+            .where(
+                deliveries.c.last_error.like("whatsapp.outside_session%")
+                | deliveries.c.last_error.like("%error 63016%")
+            )
+            .where(done.c.id.is_(None))
+            .limit(FALLBACK_BATCH)
+        )
+        with database_errors(f"cannot read the failed deliveries of {channel}"):
+            async with read_only(self.engine) as conn:
+                return [(int(r.alert_id), str(r.target)) for r in await conn.execute(query)]
+
+    async def _plan_fallback(
+        self, alert_id: int, fallback: str, targets: list[str], failed_on: str
+    ) -> int:
+        stored = await self.repository.get_by_id(alert_id)
+        if stored is None:
+            return 0
+        if stored.state is not AlertState.ACTIVE:
+            log.info("dispatch.fallback_skipped", alert_id=alert_id, state=str(stored.state))
+            return 0
+        channel = self._channels[fallback]
+        actual = stored.alert.status is Status.ACTUAL
+        delivery = Delivery(
+            route=f"fallback:{failed_on}",
+            channel=fallback,
+            audience=Audience(),
+            template=None,
+            approval=Approval.AUTO,  # the alert was approved for these people already
+            priority=derived_priority(stored.alert.infos, actual=actual)[0],
+            exercise=not actual,
+        )
+        try:
+            rendering = render(stored.alert, channel, templates=self.templates)
+        except AlertcastError as exc:
+            log.error("dispatch.fallback_render_failed", alert_id=alert_id, error=str(exc))
+            return 0
+        replaces = await self._replaced_ids(alert_id)
+        result = await ledger.plan(
+            self.engine,
+            alert_id=alert_id,
+            channel=fallback,
+            targets=targets,
+            message=_message(stored, rendering, delivery, replaces),
+            priority=ledger_priority(delivery.priority),
+            deadline=stored.expires_at,
+            actor=f"dispatch:fallback-from:{failed_on}",
+        )
+        log.info(
+            "dispatch.fell_back",
+            alert_id=alert_id,
+            channel=failed_on,
+            fallback=fallback,
+            rows=result.inserted,
+        )
+        return result.inserted
 
     async def plan_ready(self, alert_id: int) -> DispatchResult:
         """Plan the alert's routes in ``planning`` (and ``deferred`` ones now due)."""
@@ -613,6 +709,11 @@ class Planner:
                     },
                     at=now,
                 )
+
+
+def _phone_number(target: str) -> str:
+    """A WhatsApp address as an SMS one: ``whatsapp:+52...`` becomes ``+52...``."""
+    return target.removeprefix("whatsapp:")
 
 
 def _unique(deliveries: Sequence[Delivery]) -> list[Delivery]:

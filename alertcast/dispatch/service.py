@@ -61,7 +61,24 @@ def dispatch_problems(config: Config) -> list[ConfigProblem]:
         build_problems: list[ConfigProblem] = []
     except ConfigError as exc:
         build_problems = list(exc.problems)
-    return [*limit_problems, *retry_problems, *build_problems]
+    return [*limit_problems, *retry_problems, *build_problems, *_fallback_problems(config)]
+
+
+def _fallback_problems(config: Config) -> list[ConfigProblem]:
+    """``options.sms_fallback`` must name an enabled SMS channel."""
+    sms = {c.name for c in config.channels if c.enabled and c.kind == "sms"}
+    problems: list[ConfigProblem] = []
+    for channel in config.channels:
+        wanted = channel.options.get("sms_fallback")
+        if channel.enabled and wanted is not None and wanted not in sms:
+            problems.append(
+                ConfigProblem(
+                    str(channel.file),
+                    "options.sms_fallback",
+                    f"must name an enabled channel of kind sms, not {wanted!r}",
+                )
+            )
+    return problems
 
 
 @dataclass
@@ -92,6 +109,7 @@ class Dispatch:
             try:
                 await self.planner.catch_up()
                 await apply_early_receipts(self.planner.engine)
+                await self.planner.fall_back()
             except StoreError as exc:
                 log.error("dispatch.catch_up_failed", error=str(exc))
             with contextlib.suppress(TimeoutError):

@@ -185,7 +185,7 @@ async def test_every_request_the_channel_sends_follows_the_spec(
         await bot.edit(
             first.provider_message_id or "", OutboundMessage(parts=("corregido",)), "1001"
         )
-        await plain.reply("1", OutboundMessage(parts=("<b>FIN DEL AVISO</b>",)), "1001")
+        await plain.reply("1", OutboundMessage(parts=("<b>CANCELADO</b>",)), "1001")
         await plain.delete("1", "1001")
     finally:
         await bot.aclose()

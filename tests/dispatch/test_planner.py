@@ -17,6 +17,7 @@ from alertcast.dispatch.cancellation import cancel_on_lifecycle
 from alertcast.dispatch.planner import Planner, ledger_priority
 from alertcast.domain import MsgType, Severity
 from alertcast.ingest import Ingestor
+from alertcast.ports import OutboundMessage
 from alertcast.store.alerts import AlertRepository
 from alertcast.store.tables import deliveries, delivery_messages, dispatch_routes
 from tests.dispatch.conftest import make_alert
@@ -217,3 +218,47 @@ async def test_nothing_is_planned_for_an_alert_no_route_takes(
     assert await _rows(engine, alert_id) == []
     record = next(r for r in await audit.tail(engine, 5) if r.action == "dispatch.routed")
     assert record.data["routes"] == []
+
+
+async def test_what_whatsapp_could_not_deliver_outside_the_window_goes_by_sms(
+    engine: AsyncEngine, tmp_path: Path
+) -> None:
+    config = _config(tmp_path)
+    (tmp_path / "channels" / "wa.toml").write_text(
+        'name = "wa"\nkind = "console"\n[options]\nsms_fallback = "sms-line"\n', encoding="utf-8"
+    )
+    (tmp_path / "channels" / "sms-line.toml").write_text(
+        'name = "sms-line"\nkind = "console"\n', encoding="utf-8"
+    )
+    config = load_config(tmp_path / "alertcast.toml")
+    planner = Planner(engine, config)
+    alert_id = await _store(engine, to_cap_xml(make_alert("Q-8", severity=Severity.EXTREME)))
+    await ledger.plan(
+        engine,
+        alert_id=alert_id,
+        channel="wa",
+        targets=["whatsapp:+5215512345678", "whatsapp:+5215587654321", "whatsapp:+5215500000000"],
+        message=OutboundMessage(parts=("Sismo",)),
+        priority=0,
+        deadline=None,
+    )
+    errors = {
+        "whatsapp:+5215512345678": "whatsapp.outside_session: no approved template",
+        "whatsapp:+5215587654321": "provider reported undelivered (error 63016)",
+        "whatsapp:+5215500000000": "provider reported undelivered (error 30003)",
+    }
+    async with engine.begin() as conn:
+        for target, error in errors.items():
+            await conn.execute(
+                update(deliveries)
+                .where((deliveries.c.channel == "wa") & (deliveries.c.target == target))
+                .values(state="failed", last_error_class="Permanent", last_error=error)
+            )
+
+    assert await planner.fall_back() == 2
+    assert await planner.fall_back() == 0  # once per person
+
+    rows = [r for r in await _rows(engine, alert_id) if r["channel"] == "sms-line"]
+    assert sorted(str(r["target"]) for r in rows) == ["+5215512345678", "+5215587654321"]
+    message = json.loads(str(rows[0]["payload"]))
+    assert "Q-8" in "".join(message["parts"])  # rendered for SMS, not the WhatsApp text
