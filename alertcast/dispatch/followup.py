@@ -314,6 +314,7 @@ async def earlier_messages(
     ``(alert_id, channel, target)`` of the ledger, so it stays cheap while
     the replaced alert has millions of rows.
     """
+    deliveries_ = [d for d in deliveries_ if _may_follow_up(d)]
     if not deliveries_:
         return {}
     query = _earlier_query(deliveries_, engine.dialect.name)
@@ -331,6 +332,21 @@ async def earlier_messages(
         if earlier is not None:
             found[delivery.id] = earlier
     return found
+
+
+def _may_follow_up(delivery: Delivery) -> bool:
+    """False for a message that declares itself a plain first Alert: nothing to look up.
+
+    Most of a fan-out is such messages; skipping them spares every claim the
+    story query. A message that declares nothing is looked up (it may be an
+    Update stored without the planner's notes).
+    """
+    extra = delivery.message.extra
+    return not (
+        extra.get(EXTRA_MSG_TYPE) == "Alert"
+        and not declared_replaces(extra)
+        and group_update_of(extra) is None
+    )
 
 
 def _pick(delivery: Delivery, rows: list[Row[Any]] | None) -> EarlierMessage | None:
