@@ -379,6 +379,11 @@ class Planner:
         counts = {"planned": 0, "awaiting_approval": 0, "deferred": 0, "failed": 0}
         deliveries = 0
         stored: StoredAlert | None = None
+        published = self.site_url is not None and any(
+            self._channels[r.channel].kind == "cap"
+            for r in rows
+            if r.channel in self._channels and r.state in ("planning", "planned")
+        )
         for row in rows:
             state = row.state
             if state == "deferred" and _deferred_until(row) <= now:
@@ -387,7 +392,7 @@ class Planner:
                 stored = stored or await self.repository.get_by_id(alert_id)
                 if stored is None:
                     break
-                state, added = await self._plan_route(stored, row)
+                state, added = await self._plan_route(stored, row, published=published)
                 deliveries += added
             if state in counts:
                 counts[state] += 1
@@ -569,13 +574,23 @@ class Planner:
 
     # ------------------------------------------------------------------ planning
 
-    async def _plan_route(self, stored: StoredAlert, row: RouteRow) -> tuple[str, int]:
-        """Render and plan one route; returns its new state and the rows added."""
+    async def _plan_route(
+        self, stored: StoredAlert, row: RouteRow, *, published: bool = False
+    ) -> tuple[str, int]:
+        """Render and plan one route; returns its new state and the rows added.
+
+        When the alert is published on our own CAP feed (a ``cap`` channel
+        among its routes), messages link to its public page ``/alerts/{id}``
+        unless the channel sets its own ``alert_url``.
+        """
         channel = self._channels.get(row.channel)
         if channel is None:
             await self._set_state(row, "failed", f"channel {row.channel!r} is not enabled")
             return "failed", 0
         delivery = _delivery(row.decision)
+        link: dict[str, Any] | None = None
+        if published and "alert_url" not in channel.options and channel.kind != "cap":
+            link = {"alert_url": f"{self.site_url}/alerts/{stored.id}"}
         try:
             replaces = await self._replaced_ids(stored.id)
             added = 0
@@ -588,6 +603,7 @@ class Planner:
                     language=language,
                     template=delivery.template,
                     templates=self.templates,
+                    options=link,
                 )
                 message = _message(stored, rendering, delivery, replaces)
                 result = await ledger.plan(
@@ -606,7 +622,11 @@ class Planner:
                 # Everyone told about what this replaces hears of the update or cancel,
                 # in the channel's language; the ledger skips who is already planned.
                 rendering = render(
-                    stored.alert, channel, template=delivery.template, templates=self.templates
+                    stored.alert,
+                    channel,
+                    template=delivery.template,
+                    templates=self.templates,
+                    options=link,
                 )
                 result = await ledger.plan(
                     self.engine,

@@ -40,8 +40,10 @@ approval = "two"
 """
 
 
-def _config(root: Path, rules: str = RULES) -> Config:
+def _config(root: Path, rules: str = RULES, extra: dict[str, str] | None = None) -> Config:
     (root / "channels").mkdir()
+    for name, text in (extra or {}).items():
+        (root / "channels" / f"{name}.toml").write_text(text, encoding="utf-8")
     (root / "feeds").mkdir()
     for name, target in (("feed-post", "@alertas"), ("hook", None), ("reviewed", None)):
         lines = [f'name = "{name}"', 'kind = "console"', "[options]", 'language = "es"']
@@ -262,3 +264,27 @@ async def test_what_whatsapp_could_not_deliver_outside_the_window_goes_by_sms(
     assert sorted(str(r["target"]) for r in rows) == ["+5215512345678", "+5215587654321"]
     message = json.loads(str(rows[0]["payload"]))
     assert "Q-8" in "".join(message["parts"])  # rendered for SMS, not the WhatsApp text
+
+
+async def test_messages_of_an_alert_on_our_cap_feed_link_to_its_public_page(
+    engine: AsyncEngine, tmp_path: Path
+) -> None:
+    rules = RULES.replace('channels = ["feed-post", "hook"]', 'channels = ["feed-post", "cap"]')
+    config = _config(tmp_path, rules=rules, extra={"cap": 'name = "cap"\nkind = "cap"\n'})
+    alert_id = await _store(engine, to_cap_xml(make_alert("Q-9")))
+
+    await Planner(engine, config, site_url="https://alertas.example.gob.mx").dispatch(alert_id)
+
+    post = next(r for r in await _rows(engine, alert_id) if r["channel"] == "feed-post")
+    text = "".join(json.loads(str(post["payload"]))["parts"])
+    assert f"https://alertas.example.gob.mx/alerts/{alert_id}" in text
+
+
+async def test_without_our_cap_feed_no_link_to_a_page_that_would_not_exist(
+    engine: AsyncEngine, tmp_path: Path
+) -> None:
+    config = _config(tmp_path)
+    alert_id = await _store(engine, to_cap_xml(make_alert("Q-10")))
+    await Planner(engine, config, site_url="https://alertas.example.gob.mx").dispatch(alert_id)
+    for row in await _rows(engine, alert_id):
+        assert "/alerts/" not in "".join(json.loads(str(row["payload"]))["parts"])
