@@ -361,7 +361,12 @@ async def cmd_audit_tail(url: str, n: int) -> int:
 
 
 def cmd_demo(port: int, data_dir: Path | None) -> int:
-    """Lay out a fresh demo folder and serve it, dropping sample alerts into its inbox."""
+    """Lay out a fresh demo folder and serve it, dropping sample alerts into its inbox.
+
+    The fake Telegram Bot API starts first, in the same event loop: its port
+    goes into the demo's channel file, and it must answer before the first drill
+    is sent. It stops after the service, whatever ends the service.
+    """
     from alertcast import demo
     from alertcast.app import Runtime, serve
     from alertcast.log import configure_logging
@@ -371,18 +376,30 @@ def cmd_demo(port: int, data_dir: Path | None) -> int:
     else:
         root = data_dir.resolve()
         demo.reset(root)
-    config_path = demo.write_demo_config(root, port)
     os.environ.pop("ALERTCAST_DATABASE_URL", None)  # the demo always runs on its own SQLite
-    config = load_config(config_path)
-    configure_logging(config.service.log_level, config.service.log_format)
-    print(t("demo.data_dir", path=root), file=sys.stderr)
+    # The demo's own fake token, for its own fake Bot API: set here so the channel finds it.
+    os.environ[demo.TELEGRAM_TOKEN_ENV] = demo.TELEGRAM_TOKEN
 
-    async def on_ready(runtime: Runtime) -> None:
-        print(
-            t("serve.listening", host=config.service.host, port=runtime.site_url.rsplit(":", 1)[1]),
-            file=sys.stderr,
-        )
-        await demo.drip_samples(config.service.data_dir / "inbox")
+    async def main() -> None:
+        async with demo.fake_telegram() as telegram:
+            config_path = demo.write_demo_config(root, port, telegram.api_url)
+            config = load_config(config_path)
+            configure_logging(config.service.log_level, config.service.log_format)
+            print(t("demo.data_dir", path=root), file=sys.stderr)
+            print(t("demo.telegram", url=f"{telegram.api_url}/"), file=sys.stderr)
 
-    asyncio.run(serve(config, on_ready=on_ready))
+            async def on_ready(runtime: Runtime) -> None:
+                print(
+                    t(
+                        "serve.listening",
+                        host=config.service.host,
+                        port=runtime.site_url.rsplit(":", 1)[1],
+                    ),
+                    file=sys.stderr,
+                )
+                await demo.drip_samples(config.service.data_dir / "inbox")
+
+            await serve(config, on_ready=on_ready)
+
+    asyncio.run(main())
     return EXIT_OK

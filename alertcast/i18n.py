@@ -41,6 +41,10 @@ MESSAGES: dict[str, dict[str, str]] = {
         "en": "demo data directory: {path}",
         "es": "directorio de datos de la demostración: {path}",
     },
+    "demo.telegram": {
+        "en": "Telegram (fake): watch the bot's posts at {url}",
+        "es": "Telegram (simulado): vea las publicaciones del bot en {url}",
+    },
     "progress.parse": {"en": "parsing", "es": "analizando"},
     "progress.verify": {"en": "verifying", "es": "verificando"},
     "status.alert": {"en": "alert {alert_id}", "es": "alerta {alert_id}"},

@@ -1,8 +1,14 @@
-"""The demo: a fresh data directory with a drop-folder feed, a console channel and samples.
+"""The demo: a fresh data directory with a drop-folder feed, two channels and samples.
 
 Every sample is an Exercise and says SIMULACRO / EXERCISE in its headline; one
 is deliberately broken, to show that a bad document is refused, logged and
 audited without stopping the rest.
+
+The drills go to a console channel and to a Telegram channel whose Bot API is
+a fake on 127.0.0.1 (:mod:`alertcast.demo.fake_telegram`): the real
+python-telegram-bot client talks real Bot API requests to it, and its page
+shows the posts as they arrive, so a newcomer sees the whole path without a
+bot, a token or a network.
 """
 
 from __future__ import annotations
@@ -14,7 +20,16 @@ from pathlib import Path
 
 import structlog
 
+from alertcast.demo.fake_telegram import FakeTelegramAPI
+
 log = structlog.get_logger(__name__)
+
+TELEGRAM_TOKEN_ENV = "ALERTCAST_DEMO_TELEGRAM_TOKEN"  # noqa: S105 (a variable name)
+"""The variable the demo's Telegram channel reads its token from; the demo sets it itself."""
+
+# Not a secret: a token in the Bot API's shape that only the demo's fake accepts.
+TELEGRAM_TOKEN = "123456789:AAFakeDemoTokenReachesNobody-0123456789"  # noqa: S105
+TELEGRAM_CHANNEL = "simulacros_demo"
 
 CONFIG_TOML = """\
 # alertcast demo configuration (written by `alertcast demo`).
@@ -45,24 +60,50 @@ language = "es"
 test_only = true  # a channel for drills: it reaches nobody
 """
 
+TELEGRAM_CHANNEL_TOML = """\
+name = "telegram-demo"
+kind = "telegram"
+description = "Posts drills to a channel of a fake Telegram Bot API on this computer"
+
+[options]
+api_url = "{api_url}"
+target = "@{channel}"
+language = "es"
+test_only = true  # a channel for drills: the fake Bot API reaches nobody
+
+[secrets]
+token = "{token_env}"
+"""
+
 RULES_TOML = """\
-# Demo routing: every drill goes to the console channel, which reaches nobody.
-# Real routes reach the public only after one or two people approve (see rules.toml
-# in the project for a full example).
+# Demo routing: every drill goes to the console channel and to the fake Telegram
+# channel, both of which reach nobody. Real routes reach the public only after one
+# or two people approve (see rules.toml in the project for a full example).
 [route]
 
 [[route.routes]]
 name = "drills"
-description = "Exercises and tests, to the console channel only"
-channels = ["console"]
+description = "Exercises and tests, to the console and the fake Telegram channel only"
+channels = ["console", "telegram-demo"]
 exercise = true
 test_audience = "channel-post"
 approval = "auto"
 """
 
 
-def write_demo_config(root: Path, port: int) -> Path:
-    """Lay out a demo configuration under ``root``; return the path of its alertcast.toml."""
+def fake_telegram() -> FakeTelegramAPI:
+    """The demo's Bot API, not started yet: it knows the demo's token and drill channel."""
+    api = FakeTelegramAPI(token=TELEGRAM_TOKEN, bot_username="alertcast_demo_bot")
+    api.add_channel(TELEGRAM_CHANNEL, title="Simulacros (demo)")
+    return api
+
+
+def write_demo_config(root: Path, port: int, telegram_api_url: str) -> Path:
+    """Lay out a demo configuration under ``root``; return the path of its alertcast.toml.
+
+    ``telegram_api_url`` is where the fake Bot API listens; it is known only
+    once the fake has started, which is why the fake starts first.
+    """
     (root / "feeds").mkdir(parents=True, exist_ok=True)
     (root / "channels").mkdir(parents=True, exist_ok=True)
     (root / "data" / "inbox").mkdir(parents=True, exist_ok=True)
@@ -70,6 +111,12 @@ def write_demo_config(root: Path, port: int) -> Path:
     config.write_text(CONFIG_TOML.format(port=port), encoding="utf-8")
     (root / "feeds" / "demo-inbox.toml").write_text(FEED_TOML, encoding="utf-8")
     (root / "channels" / "console.toml").write_text(CHANNEL_TOML, encoding="utf-8")
+    (root / "channels" / "telegram-demo.toml").write_text(
+        TELEGRAM_CHANNEL_TOML.format(
+            api_url=telegram_api_url, channel=TELEGRAM_CHANNEL, token_env=TELEGRAM_TOKEN_ENV
+        ),
+        encoding="utf-8",
+    )
     (root / "rules.toml").write_text(RULES_TOML, encoding="utf-8")
     return config
 

@@ -27,6 +27,7 @@ from alertcast.channels.telegram import (
     message_ids,
 )
 from alertcast.config import ChannelConfig
+from alertcast.demo.fake_telegram import TOKEN, FakeTelegramAPI, parse_html
 from alertcast.dispatch import ledger
 from alertcast.dispatch.worker import Worker
 from alertcast.domain import MsgType
@@ -45,7 +46,6 @@ from alertcast.store.engine import make_engine
 from alertcast.store.migrate import upgrade
 from alertcast.store.tables import deliveries
 from tests.builders import quake_alert
-from tests.fakes.telegram_api import TOKEN, FakeTelegramAPI, parse_html
 
 SENDER = "proteccion.civil@example.mx"
 PERSON = 1001

@@ -28,8 +28,8 @@ import aiohttp
 import pytest
 
 from alertcast.channels.telegram import TelegramChannel
+from alertcast.demo.fake_telegram import METHOD_PARAMS, REQUIRED_PARAMS, TOKEN, FakeTelegramAPI
 from alertcast.ports import OutboundMessage
-from tests.fakes.telegram_api import METHOD_PARAMS, REQUIRED_PARAMS, TOKEN, FakeTelegramAPI
 
 Spec = dict[str, Any]
 

@@ -42,6 +42,15 @@ Everything received is recorded (:attr:`FakeTelegramAPI.calls`), and what it
 did to chats too (:attr:`~FakeTelegramAPI.sent`, :attr:`~FakeTelegramAPI.edited`,
 :attr:`~FakeTelegramAPI.deleted`), for assertions.
 
+**A view for people.** ``GET /`` is a small page (Spanish first, then
+English; it reloads itself every two seconds) with what the bot posted, edited
+and deleted in each chat, newest first; ``GET /messages.json`` is the same as
+JSON. The demo runs this fake so that a newcomer sees real Bot API traffic
+without a bot of their own. Message text is shown from the plain text and the
+entities Telegram would display, escaped, with only ``b i u s a code pre``
+rebuilt as tags and links only to ``http(s)`` addresses: what a bot sends
+cannot script the page.
+
 Usage::
 
     async with FakeTelegramAPI(token="123:ABC") as fake:
@@ -57,12 +66,16 @@ import math
 import re
 import time
 from collections import defaultdict
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from html import escape
 from typing import Any
 
 from aiohttp import web
 
-TOKEN = "123456789:AAFakeTokenForTestsOnly-0123456789ab"
+# Not a secret: the fake's own default token, which no real bot has.
+TOKEN = "123456789:AAFakeTokenForTestsOnly-0123456789ab"  # noqa: S105
 BOT_ID = 123456789
 MAX_TEXT_UTF16 = 4096
 
@@ -261,8 +274,8 @@ def parse_html(html: str) -> tuple[str, list[dict[str, Any]]]:
             attribute = _ATTRIBUTE.match(html, j)
             if attribute is None:
                 break
-            value = next((v for v in attribute.group(2, 3, 4) if v is not None), "")
-            attributes[attribute.group(1).lower()] = _decode_entities(value)
+            given = next((v for v in attribute.group(2, 3, 4) if v is not None), "")
+            attributes[attribute.group(1).lower()] = _decode_entities(given)
             j = attribute.end()
         while j < n and html[j].isspace():
             j += 1
@@ -421,6 +434,8 @@ class FakeTelegramAPI:
         self.sent: list[dict[str, Any]] = []
         self.edited: list[dict[str, Any]] = []
         self.deleted: list[tuple[int, int]] = []
+        self.activity: list[dict[str, Any]] = []
+        """What the bot did to chats, oldest first: the human view's source."""
         self.rate_limited: list[Call] = []
         self.webhook: dict[str, Any] | None = None
         self.answered_callbacks: dict[str, dict[str, Any]] = {}
@@ -440,6 +455,8 @@ class FakeTelegramAPI:
 
     async def start(self) -> FakeTelegramAPI:
         app = web.Application()
+        app.router.add_get("/", self._view_page)
+        app.router.add_get("/messages.json", self._view_json)
         app.router.add_route("*", "/{tail:.*}", self._dispatch)
         self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.1)
         await self._runner.setup()
@@ -825,6 +842,7 @@ class FakeTelegramAPI:
             }
         chat.messages[message["message_id"]] = message
         self.sent.append(message)
+        self._record("sent", chat, message)
         return message
 
     def _edit_message_text(self, params: dict[str, Any]) -> dict[str, Any] | bool:
@@ -853,6 +871,7 @@ class FakeTelegramAPI:
             message.pop("entities", None)
         message["edit_date"] = int(time.time())
         self.edited.append(dict(message))
+        self._record("edited", chat, message)
         return message
 
     def _delete_message(self, params: dict[str, Any]) -> bool:
@@ -860,8 +879,9 @@ class FakeTelegramAPI:
         message_id = int(params["message_id"])
         if message_id not in chat.messages:
             raise ApiError(400, "Bad Request: message to delete not found")
-        del chat.messages[message_id]
+        gone = chat.messages.pop(message_id)
         self.deleted.append((chat.id, message_id))
+        self._record("deleted", chat, gone)
         return True
 
     async def _get_updates(self, params: dict[str, Any]) -> list[dict[str, Any]]:
@@ -902,6 +922,41 @@ class FakeTelegramAPI:
             self._updates.clear()
         return True
 
+    # ------------------------------------------------------------------ the human view
+
+    def _record(self, action: str, chat: Chat, message: Mapping[str, Any]) -> None:
+        self.activity.append(
+            {
+                "action": action,
+                "chat_id": chat.id,
+                "message_id": message["message_id"],
+                "date": int(time.time()),
+                "text": message.get("text", ""),
+                "entities": [dict(e) for e in message.get("entities", [])],
+            }
+        )
+
+    def view(self) -> dict[str, Any]:
+        """What ``/messages.json`` shows: per chat, the bot's actions, newest first.
+
+        Chats come in the order of their latest action, the busiest first to the eye.
+        """
+        by_chat: dict[int, list[dict[str, Any]]] = defaultdict(list)
+        for event in reversed(self.activity):
+            by_chat[event["chat_id"]].append(event)
+        chats = []
+        for chat_id, events in by_chat.items():
+            chat = self.chats.get(chat_id)
+            info = chat.to_json() if chat is not None else {"id": chat_id, "type": "unknown"}
+            chats.append({"chat": info, "messages": events})
+        return {"bot": self.bot_user()["username"], "count": len(self.activity), "chats": chats}
+
+    async def _view_json(self, request: web.Request) -> web.StreamResponse:
+        return web.json_response(self.view(), dumps=lambda d: json.dumps(d, ensure_ascii=False))
+
+    async def _view_page(self, request: web.Request) -> web.StreamResponse:
+        return web.Response(text=render_page(self.view()), content_type="text/html")
+
     # ------------------------------------------------------------------ assertions
 
     def calls_to(self, method: str) -> list[Call]:
@@ -915,6 +970,138 @@ class FakeTelegramAPI:
         for message in self.sent:
             counts[message["chat"]["id"]] += 1
         return dict(counts)
+
+
+# --------------------------------------------------------------------------- the human view
+
+_SAFE_TAG_OF_ENTITY = {
+    "bold": "b",
+    "italic": "i",
+    "underline": "u",
+    "strikethrough": "s",
+    "code": "code",
+    "pre": "pre",
+    "text_link": "a",
+}
+_ACTION_LABEL = {
+    "sent": "enviado / sent",
+    "edited": "editado / edited",
+    "deleted": "borrado / deleted",
+}
+_CHAT_LABEL = {
+    "channel": "Canal / Channel",
+    "supergroup": "Grupo / Group",
+    "group": "Grupo / Group",
+    "private": "Chat privado / Private chat",
+}
+_PAGE_STYLE = """
+body { font-family: system-ui, sans-serif; margin: 2rem auto; max-width: 46rem; color: #1b1b1b; }
+h1 { font-size: 1.4rem; } h2 { font-size: 1.1rem; margin-top: 2rem; }
+ol { list-style: none; padding: 0; }
+li { border: 1px solid #d0d7de; border-radius: 8px; padding: .6rem .8rem; margin: .6rem 0; }
+li.edited { border-color: #9a6700; } li.deleted { opacity: .6; }
+li.deleted .text { text-decoration: line-through; }
+.meta { color: #57606a; font-size: .85rem; margin-bottom: .3rem; }
+.text { white-space: pre-wrap; overflow-wrap: anywhere; }
+"""
+
+
+def entities_to_html(text: str, entities: Sequence[Mapping[str, Any]]) -> str:
+    """Telegram's plain text and entities as safe HTML for a page.
+
+    Every character of ``text`` is escaped. Bold, italic, underline,
+    strikethrough, code, pre and links become tags, and only when they nest
+    properly (Telegram's own HTML mode guarantees it; entities given as a list
+    need not); links only to ``http://`` or ``https://`` addresses, with the
+    address escaped. Anything else is shown as its text alone.
+    """
+    units = text.encode("utf-16-le")
+    size = len(units) // 2
+    candidates = []
+    for entity in entities:
+        offset, length = entity.get("offset"), entity.get("length")
+        tag = _SAFE_TAG_OF_ENTITY.get(str(entity.get("type")))
+        if tag is None or not isinstance(offset, int) or not isinstance(length, int):
+            continue
+        if offset < 0 or length <= 0 or offset + length > size:
+            continue
+        opening = f"<{tag}>"
+        if tag == "a":
+            url = str(entity.get("url", ""))
+            if not url.lower().startswith(("http://", "https://")):
+                continue
+            opening = f'<a href="{escape(url, quote=True)}" rel="nofollow noopener noreferrer">'
+        candidates.append((offset, offset + length, opening, f"</{tag}>"))
+    candidates.sort(key=lambda c: (c[0], -c[1]))
+    accepted: list[tuple[int, int, str, str]] = []
+    ends: list[int] = []
+    for candidate in candidates:
+        while ends and ends[-1] <= candidate[0]:
+            ends.pop()
+        if ends and candidate[1] > ends[-1]:
+            continue  # crosses an enclosing entity: shown as plain text
+        accepted.append(candidate)
+        ends.append(candidate[1])
+
+    def segment(start: int, end: int) -> str:
+        return escape(units[2 * start : 2 * end].decode("utf-16-le", errors="replace"))
+
+    out: list[str] = []
+    stack: list[tuple[int, int, str, str]] = []
+    points = sorted({0, size, *(c[0] for c in accepted), *(c[1] for c in accepted)})
+    pending = iter(accepted)
+    upcoming = next(pending, None)
+    for index, point in enumerate(points):
+        while stack and stack[-1][1] == point:
+            out.append(stack.pop()[3])
+        while upcoming is not None and upcoming[0] == point:
+            out.append(upcoming[2])
+            stack.append(upcoming)
+            upcoming = next(pending, None)
+        if index + 1 < len(points):
+            out.append(segment(point, points[index + 1]))
+    out.extend(opened[3] for opened in reversed(stack))
+    return "".join(out)
+
+
+def render_page(view: Mapping[str, Any]) -> str:
+    """The page of ``GET /``: ``view`` (see :meth:`FakeTelegramAPI.view`) for people."""
+    title = "Telegram simulado / Fake Telegram"
+    parts = [
+        "<!DOCTYPE html>",
+        '<html lang="es"><head><meta charset="utf-8">',
+        '<meta http-equiv="refresh" content="2">',
+        '<meta name="viewport" content="width=device-width, initial-scale=1">',
+        f"<title>{title}</title><style>{_PAGE_STYLE}</style></head><body>",
+        f"<h1>{title}</h1>",
+        f"<p>Bot: @{escape(str(view.get('bot', '')))} · Mensajes / Messages: "
+        f"{int(view.get('count', 0))}</p>",
+        "<p>Nada de esto sale de este equipo. / Nothing here leaves this computer.</p>",
+    ]
+    chats = view.get("chats", [])
+    if not chats:
+        parts.append("<p>Todavía no hay mensajes. / No messages yet.</p>")
+    for entry in chats:
+        chat = entry["chat"]
+        label = _CHAT_LABEL.get(str(chat.get("type")), "Chat")
+        name = chat.get("title") or chat.get("first_name") or str(chat.get("id"))
+        if chat.get("username"):
+            name = f"{name} (@{chat['username']})"
+        parts.append(f"<section><h2>{label}: {escape(str(name))}</h2><ol>")
+        for event in entry["messages"]:
+            action = str(event.get("action"))
+            when = datetime.fromtimestamp(int(event.get("date", 0)), UTC).strftime("%H:%M:%S")
+            parts.append(
+                f'<li class="{escape(action, quote=True)}"><div class="meta">'
+                f"{escape(_ACTION_LABEL.get(action, action))} · "
+                f"#{int(event.get('message_id', 0))} · {when} UTC</div>"
+                f'<div class="text">'
+                f"{entities_to_html(str(event.get('text', '')), event.get('entities', []))}"
+                "</div></li>"
+            )
+        parts.append("</ol></section>")
+    parts.append("</body></html>")
+    return "\n".join(parts)
 
 
 def _type_of(chat_id: int) -> str:
