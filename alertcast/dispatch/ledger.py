@@ -825,8 +825,13 @@ async def _apply_outcomes(
                 conn,
                 actor=f"worker:{worker}",
                 action="subscription.deactivate",
-                subject=f"{gone.channel}:{gone.target}",
-                data={"delivery_id": gone.delivery_id, "reason": _short(gone.error)},
+                # never the address itself: the audit trail cannot be erased, a person can
+                subject=f"delivery:{gone.delivery_id}",
+                data={
+                    "delivery_id": gone.delivery_id,
+                    "channel": gone.channel,
+                    "reason": _short(gone.error),
+                },
                 at=at,
             )
     return applied

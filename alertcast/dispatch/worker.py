@@ -51,7 +51,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any, Literal, Protocol
@@ -62,7 +62,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from alertcast.dispatch import followup, ledger
 from alertcast.dispatch.ledger import Delivery, DeliveryState, Outcome
 from alertcast.dispatch.retry import RetryPolicy, decide, succeeded
-from alertcast.errors import StoreError
+from alertcast.errors import Permanent, StoreError
 from alertcast.ports import Channel
 from alertcast.store.engine import database_errors
 
@@ -83,6 +83,12 @@ class Limiter(Protocol):
 
     def pause(self, channel: str, seconds: float) -> None: ...
 
+
+AddressResolver = Callable[[Sequence[str]], Awaitable[Mapping[str, str]]]
+"""Given subscriber targets (``sub:ID``), their current addresses; the departed are absent."""
+
+SUBSCRIBER_TARGET_PREFIX = "sub:"
+"""Ledger targets naming a subscriber by id, so the ledger never holds an address."""
 
 RecipientGoneHook = Callable[[str, str], Awaitable[None]]
 """Called with (channel, target) after a RecipientGone outcome is committed."""
@@ -115,6 +121,7 @@ class Worker:
         on_recipient_gone: RecipientGoneHook | None = None,
         clock: Callable[[], datetime] = utc_now,
         start_ahead: int | None = None,
+        resolve_addresses: AddressResolver | None = None,
     ) -> None:
         if batch < 1 or concurrency < 1:
             raise ValueError("batch and concurrency must be at least 1")
@@ -134,6 +141,8 @@ class Worker:
         self.default_policy = default_policy or RetryPolicy()
         self.on_recipient_gone = on_recipient_gone
         self.clock = clock
+        self.resolve_addresses = resolve_addresses
+        self._addresses: dict[str, str] = {}
         self._held: set[int] = set()
         self._earlier: dict[int, followup.EarlierMessage] = {}
         self._writes = _WriteQueue(engine.dialect.name == "sqlite")
@@ -175,6 +184,7 @@ class Worker:
         finally:
             self._held.clear()
             self._earlier.clear()
+            self._addresses.clear()
             await self._close_connection()
 
     async def _claim(self) -> list[Delivery]:
@@ -188,12 +198,31 @@ class Worker:
                 now=self.clock(),
             )
         self._held.update(d.id for d in claimed)
+        await self._resolve(claimed)
         if claimed:
             try:
                 self._earlier.update(await followup.earlier_messages(self.engine, claimed))
             except StoreError as exc:  # people must still be told: plain sends then
                 log.warning("worker.follow_up_lookup_failed", worker=self.worker_id, error=str(exc))
         return claimed
+
+    async def _resolve(self, claimed: list[Delivery]) -> None:
+        """Look up the addresses behind subscriber targets (``sub:ID``), a batch at a time.
+
+        The ledger never holds a subscriber's phone number or chat id: only
+        this lookup, right before sending, decrypts them, and they live in
+        memory for the batch alone.
+        """
+        wanted = sorted(
+            {d.target for d in claimed if d.target.startswith(SUBSCRIBER_TARGET_PREFIX)}
+            - set(self._addresses)
+        )
+        if not wanted or self.resolve_addresses is None:
+            return
+        try:
+            self._addresses.update(await self.resolve_addresses(wanted))
+        except StoreError as exc:  # the sends fail Transient below and are retried
+            log.error("worker.address_lookup_failed", worker=self.worker_id, error=str(exc))
 
     async def _write(self, outcomes: list[Outcome], start_ids: list[int]) -> set[int]:
         """One transaction: the outcomes of ended sends, and the starts of the next ones."""
@@ -361,7 +390,8 @@ class Worker:
         attempts = delivery.attempts + 1
         earlier = self._earlier.pop(delivery.id, None)
         try:
-            receipt = await followup.send(channel, _addressed(delivery), earlier)
+            address = self._address_of(delivery)
+            receipt = await followup.send(channel, _addressed(delivery, address), earlier)
         except Exception as exc:
             decision = decide(
                 delivery,
@@ -385,6 +415,17 @@ class Worker:
             error_class=outcome.error_class,
         )
         return outcome
+
+    def _address_of(self, delivery: Delivery) -> str:
+        """The address to send to: the target itself, or the subscriber's behind ``sub:ID``."""
+        if not delivery.target.startswith(SUBSCRIBER_TARGET_PREFIX):
+            return delivery.target
+        address = self._addresses.get(delivery.target)
+        if address is not None:
+            return address
+        if self.resolve_addresses is None:
+            raise Permanent(f"no address lookup for subscriber target {delivery.target}")
+        raise Permanent("the subscriber left before this message was sent")
 
     async def _renew_leases(self, stop: asyncio.Event) -> None:
         interval = max(self.lease_s / 3, 0.05)
@@ -462,15 +503,15 @@ def send_cost(delivery: Delivery) -> float:
     return float(max(1, len(delivery.message.parts)))
 
 
-def _addressed(delivery: Delivery) -> Delivery:
-    """The delivery with its ledger ids in the message, so a receiver can name the row.
+def _addressed(delivery: Delivery, address: str) -> Delivery:
+    """The delivery as the channel sees it: its real address, and its ledger ids in the message.
 
     The message object is shared by every row of a fan-out; each send gets
     its own copy carrying ``delivery_id`` and ``alert_id`` (a webhook's
     idempotency key, for one, is derived from them).
     """
     extra = {**delivery.message.extra, "delivery_id": delivery.id, "alert_id": delivery.alert_id}
-    return replace(delivery, message=replace(delivery.message, extra=extra))
+    return replace(delivery, target=address, message=replace(delivery.message, extra=extra))
 
 
 def _interrupted(delivery: Delivery) -> Outcome:

@@ -79,6 +79,23 @@ class TwilioStatusRoute:
             return str(request.url)
         return self.public_url + str(request.rel_url)
 
+    def signature_problem(
+        self, request: web.Request, channel: str, params: Mapping[str, str]
+    ) -> str | None:
+        """Why the request is not Twilio's (unknown channel, no or wrong signature), else None.
+
+        Shared by every Twilio webhook (status callbacks, inbound messages).
+        """
+        validator = self._validators.get(channel)
+        if validator is None:
+            return "unknown channel"
+        signature = request.headers.get(SIGNATURE_HEADER)
+        if not signature:
+            return "no signature"
+        if not validator.validate(self.signed_url(request), params, signature):
+            return "signature does not match"
+        return None
+
     async def handle(self, request: web.Request) -> web.StreamResponse:
         if request.content_length is not None and request.content_length > MAX_BODY_BYTES:
             raise web.HTTPRequestEntityTooLarge(
@@ -87,15 +104,9 @@ class TwilioStatusRoute:
         form = await request.post()
         params = {key: str(value) for key, value in form.items() if isinstance(value, str)}
         channel = request.query.get(CHANNEL_QUERY, "")
-        url = self.signed_url(request)
-        signature = request.headers.get(SIGNATURE_HEADER)
-        validator = self._validators.get(channel)
-        if validator is None:
-            return await self._reject(request, channel, params, "unknown channel")
-        if not signature:
-            return await self._reject(request, channel, params, "no signature")
-        if not validator.validate(url, params, signature):
-            return await self._reject(request, channel, params, "signature does not match")
+        problem = self.signature_problem(request, channel, params)
+        if problem is not None:
+            return await self._reject(request, channel, params, problem)
         sid = params.get("MessageSid") or params.get("SmsSid")
         status = params.get("MessageStatus") or params.get("SmsStatus")
         if not sid or not status:

@@ -7,7 +7,7 @@ from what the fake channel received.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import select
@@ -519,3 +519,34 @@ async def test_only_the_few_rows_started_ahead_escape_a_cancel(
     assert len(channel.targets) == 3
     assert await ledger.progress(engine, alert_id) == {"fake": {"cancelled": 7, "sent": 3}}
     await audit.verify_chain(engine)
+
+
+async def test_subscriber_targets_are_resolved_right_before_sending_and_never_stored(
+    engine: AsyncEngine, store_alert: StoreAlert
+) -> None:
+    alert_id = await store_alert()
+    await ledger.plan(
+        engine,
+        alert_id=alert_id,
+        channel="fake",
+        targets=["sub:1", "sub:2", "sub:3"],
+        message=message(),
+        priority=0,
+        deadline=None,
+    )
+    asked: list[list[str]] = []
+
+    async def resolve(targets: Sequence[str]) -> dict[str, str]:
+        asked.append(list(targets))
+        known = {"sub:1": "+525512345678", "sub:2": "+525587654321"}  # sub:3 has left
+        return {t: known[t] for t in targets if t in known}
+
+    channel = RecordingChannel()
+    await _worker(engine, channel, resolve_addresses=resolve).run_once()
+
+    assert sorted(channel.targets) == ["+525512345678", "+525587654321"]
+    assert asked == [["sub:1", "sub:2", "sub:3"]]  # one lookup for the batch
+    rows = await _rows(engine)
+    assert set(rows) == {"sub:1", "sub:2", "sub:3"}  # the ledger keeps only ids
+    assert rows["sub:1"][0] == rows["sub:2"][0] == "sent"
+    assert rows["sub:3"] == ("failed", 1, "Permanent")
