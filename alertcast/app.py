@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import signal
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
@@ -23,6 +24,8 @@ from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from alertcast import lifecycle
+from alertcast.areas import AreaCatalogue
+from alertcast.bot.runner import CitizenBot
 from alertcast.config import Config
 from alertcast.dispatch.cancellation import cancel_on_lifecycle
 from alertcast.dispatch.progress import channel_rate_limits
@@ -35,6 +38,8 @@ from alertcast.store.alerts import AlertRepository
 from alertcast.store.engine import make_engine, redact_url
 from alertcast.store.feed_state import FeedStateRepository
 from alertcast.store.migrate import upgrade
+from alertcast.subscribers.crypto import KEY_ENV, SubscriberKeys
+from alertcast.subscribers.store import SubscriberStore
 from alertcast.web.app import make_web_app
 
 log = structlog.get_logger(__name__)
@@ -56,6 +61,21 @@ class Runtime:
     poller: Poller | None = None
     http: aiohttp.ClientSession | None = None
     dispatch: Dispatch | None = None
+    subscribers: SubscriberStore | None = None
+    catalogue: AreaCatalogue | None = None
+
+
+def subscriber_store(config: Config, engine: AsyncEngine) -> SubscriberStore | None:
+    """The citizens' store, when its key is set (``ALERTCAST_SUBSCRIBER_KEY``).
+
+    Without the key nobody can subscribe (addresses are only ever stored
+    encrypted) and subscriber audiences reach nobody; the rest works.
+    """
+    if not os.environ.get(KEY_ENV, "").strip():
+        log.warning("subscribers.disabled", reason=f"{KEY_ENV} is not set")
+        return None
+    kinds = {c.name: c.kind for c in config.channels}
+    return SubscriberStore(engine, SubscriberKeys.from_env(), kinds=kinds)
 
 
 def public_url(config: Config) -> str:
@@ -99,7 +119,15 @@ async def build_runtime(config: Config, http: aiohttp.ClientSession | None = Non
     try:
         # Channels open their own HTTP sessions: a send must know whether its request
         # left (webhook tracing), which the feeds' shared session does not record.
-        dispatch = build_dispatch(config, engine, site_url=public_url(config))
+        subscribers = subscriber_store(config, engine)
+        catalogue = AreaCatalogue(engine)
+        dispatch = build_dispatch(
+            config,
+            engine,
+            site_url=public_url(config),
+            subscribers=subscribers,
+            catalogue=catalogue,
+        )
     except Exception:
         await engine.dispose()
         raise
@@ -110,7 +138,17 @@ async def build_runtime(config: Config, http: aiohttp.ClientSession | None = Non
         for feed in config.feeds
         if feed.enabled and feed.kind == "cap-dir"
     ]
-    return Runtime(config, engine, repository, ingestor, feeds, http=http, dispatch=dispatch)
+    return Runtime(
+        config,
+        engine,
+        repository,
+        ingestor,
+        feeds,
+        http=http,
+        dispatch=dispatch,
+        subscribers=subscribers,
+        catalogue=catalogue,
+    )
 
 
 async def serve(
@@ -136,6 +174,7 @@ async def serve(
         await http.close()
         raise
     runner: web.AppRunner | None = None
+    bots = citizen_bots(config, runtime)
     try:
         runtime.poller = Poller(
             config.feeds,
@@ -153,6 +192,10 @@ async def serve(
             channel_limits=channel_rate_limits(config.channels),
             site_url=public_url(config),
             twilio_auth_tokens=twilio_auth_tokens(config),
+            subscriber_store=runtime.subscribers,
+            area_catalogue=runtime.catalogue,
+            channel_kinds={c.name: c.kind for c in config.channels},
+            extra_routes=[route for bot in bots for route in bot.aiohttp_routes()],
         )
         runner = web.AppRunner(web_app, access_log=None)
         await runner.setup()
@@ -163,6 +206,8 @@ async def serve(
         addresses = runner.addresses  # the real port when 0 asked the system for a free one
         actual_port = addresses[0][1] if addresses else bind_port
         runtime.site_url = f"http://{bind_host}:{actual_port}"
+        for bot in bots:
+            await bot.start()
         log.info(
             "service.started",
             url=runtime.site_url,
@@ -185,6 +230,11 @@ async def serve(
             for task in tasks:
                 task.cancel()
     finally:
+        for bot in bots:
+            try:
+                await bot.stop()
+            except Exception:  # one bot failing to stop must not keep the rest running
+                log.exception("bot.stop_failed")
         if runner is not None:
             await runner.cleanup()
         if runtime.dispatch is not None:
@@ -195,6 +245,21 @@ async def serve(
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.remove_signal_handler(sig)
         log.info("service.stopped")
+
+
+def citizen_bots(config: Config, runtime: Runtime) -> list[CitizenBot]:
+    """The citizens' Telegram bots: each enabled telegram channel that sets ``bot_mode``.
+
+    A channel that only posts to a public channel sets none and runs no bot
+    (Telegram allows one update consumer per bot token).
+    """
+    if runtime.subscribers is None or runtime.catalogue is None:
+        return []
+    return [
+        CitizenBot(channel, runtime.subscribers, runtime.catalogue, public_url=public_url(config))
+        for channel in config.channels
+        if channel.enabled and channel.kind == "telegram" and "bot_mode" in channel.options
+    ]
 
 
 async def _expire_periodically(engine: AsyncEngine, every_s: float = EXPIRY_SWEEP_S) -> None:
@@ -227,7 +292,14 @@ async def run_worker(
     engine = make_engine(config.database_url)
     dispatch: Dispatch | None = None
     try:
-        dispatch = build_dispatch(config, engine, site_url=public_url(config))
+        subscribers = subscriber_store(config, engine)
+        dispatch = build_dispatch(
+            config,
+            engine,
+            site_url=public_url(config),
+            subscribers=subscribers,
+            catalogue=AreaCatalogue(engine),
+        )
         log.info("worker.process_started", worker=dispatch.worker.worker_id)
         await dispatch.run(stop, plan=plan)
     finally:

@@ -103,7 +103,15 @@ def _extensions() -> list[Register]:
     Each module has ``register(sub)``, which adds its parsers and sets
     ``func`` (taking the parsed args, returning the exit code) as a default.
     """
-    from alertcast import cli_channels, cli_deliveries, cli_feeds, cli_render, cli_rules
+    from alertcast import (
+        cli_areas,
+        cli_channels,
+        cli_deliveries,
+        cli_feeds,
+        cli_render,
+        cli_rules,
+        cli_subscribers,
+    )
 
     return [
         cli_feeds.register,
@@ -111,6 +119,8 @@ def _extensions() -> list[Register]:
         cli_rules.register,
         cli_deliveries.register,
         cli_channels.register,
+        cli_subscribers.register,
+        cli_areas.register,
     ]
 
 

@@ -120,6 +120,20 @@ MESSAGES: dict[str, dict[str, str]] = {
         "en": "test message on {name} FAILED ({error_class}):",
         "es": "el mensaje de prueba por {name} FALLÓ ({error_class}):",
     },
+    "subscribers.not_found": {
+        "en": "there is no subscriber #{id}",
+        "es": "no existe el suscriptor #{id}",
+    },
+    "subscribers.deleted": {
+        "en": "subscriber #{id} and their answers erased",
+        "es": "suscriptor #{id} y sus respuestas eliminados",
+    },
+    "subscribers.purged": {
+        "en": "{count} subscriber(s) erased: gone and silent for more than {days} days",
+        "es": "{count} suscriptor(es) eliminados: de baja y sin actividad en más de {days} días",
+    },
+    "subscribers.none": {"en": "no active subscribers", "es": "no hay suscriptores activos"},
+    "subscribers.total": {"en": "total: {count}", "es": "total: {count}"},
 }
 
 

@@ -30,6 +30,13 @@ What is sent, and why:
   0.1 Telegram Stars each, from the bot's balance. Raise ``rate_per_s`` with
   it, or the rate limiter still paces at the free 30 per second.
 * **Link previews** can be turned off (``options.disable_link_preview``).
+* **Acknowledgement buttons.** A message whose ``extra`` has ``ack`` true and
+  an ``alert_id``, sent to a person's private chat (a positive id), carries
+  two inline buttons under its last part, "Estoy a salvo" / "Necesito ayuda"
+  (in English when the message is), whose callback data
+  ``ack:<alert_id>:safe|need_help`` the citizens' bot records: authorities
+  learn who is safe and who needs help. Groups and channels get no buttons
+  (one person's answer would speak for everyone). An edit keeps them.
 
 Failures are classified in one function, :func:`classify`. Two cases need care:
 
@@ -74,7 +81,14 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import httpx
 import structlog
-from telegram import Bot, LinkPreviewOptions, Message, ReplyParameters
+from telegram import (
+    Bot,
+    InlineKeyboardButton,
+    InlineKeyboardMarkup,
+    LinkPreviewOptions,
+    Message,
+    ReplyParameters,
+)
 from telegram.constants import ParseMode
 from telegram.error import (
     BadRequest,
@@ -417,7 +431,13 @@ class TelegramChannel:
     def _preview(self) -> LinkPreviewOptions | None:
         return LinkPreviewOptions(is_disabled=True) if self.disable_link_preview else None
 
-    async def _send_one(self, target: str, text: str, reply_to: int | None) -> Message:
+    async def _send_one(
+        self,
+        target: str,
+        text: str,
+        reply_to: int | None,
+        markup: InlineKeyboardMarkup | None = None,
+    ) -> Message:
         bot = self._client()
         reply = (
             ReplyParameters(message_id=reply_to, allow_sending_without_reply=True)
@@ -433,6 +453,7 @@ class TelegramChannel:
                 link_preview_options=self._preview(),
                 reply_parameters=reply,
                 allow_paid_broadcast=True if self.paid_broadcast else None,
+                reply_markup=markup,
             )
 
         return await self._call(target, action)
@@ -445,17 +466,22 @@ class TelegramChannel:
         reply_to: int | None,
         key: tuple[str, ...],
         already: Sequence[int] = (),
+        markup: InlineKeyboardMarkup | None = None,
     ) -> list[int]:
         """Send ``parts`` in order, each after the first replying to the first; their ids.
 
         ``already`` are ids that precede these parts (an edited message whose
         extra parts are being added); the parts then reply to ``already[0]``.
+        ``markup`` (inline buttons) goes under the last part.
         """
         ids = self._partial.pop(key, [])
         for index in range(len(ids), len(parts)):
             anchor = reply_to if index == 0 and not already else [*already, *ids][0]
             try:
-                message = await self._send_one(target, parts[index], anchor)
+                last = index == len(parts) - 1
+                message = await self._send_one(
+                    target, parts[index], anchor, markup if last else None
+                )
             except ChannelError as exc:
                 if ids:
                     self._remember(key, ids)
@@ -475,7 +501,11 @@ class TelegramChannel:
     async def send(self, message: OutboundMessage, target: str) -> Receipt:
         parts = _parts(message)
         ids = await self._send_parts(
-            parts, target, reply_to=None, key=("send", target, _digest(parts))
+            parts,
+            target,
+            reply_to=None,
+            key=("send", target, _digest(parts)),
+            markup=ack_markup(message, target),
         )
         return Receipt(provider_message_id=encode_ids(ids))
 
@@ -486,11 +516,16 @@ class TelegramChannel:
         earlier = message_ids(provider_message_id)
         parts = _parts(message)
         bot = self._client()
+        markup = ack_markup(message, target)
         kept: list[int] = []
         for index, (message_id, text) in enumerate(zip(earlier, parts, strict=False)):
+            buttons_here = markup if index == len(parts) - 1 else None
 
             async def action(
-                chat: int | str, message_id: int = message_id, text: str = text
+                chat: int | str,
+                message_id: int = message_id,
+                text: str = text,
+                buttons: InlineKeyboardMarkup | None = buttons_here,
             ) -> None:
                 try:
                     await bot.edit_message_text(
@@ -499,6 +534,7 @@ class TelegramChannel:
                         message_id=message_id,
                         parse_mode=ParseMode.HTML,
                         link_preview_options=self._preview(),
+                        reply_markup=buttons,
                     )
                 except BadRequest as exc:
                     if not _is_not_modified(exc):  # already reads so: an earlier try did it
@@ -519,6 +555,7 @@ class TelegramChannel:
                 reply_to=None,
                 key=("edit", target, provider_message_id, _digest(parts)),
                 already=kept,
+                markup=markup,
             )
             log.info(
                 "telegram.edit_extended",
@@ -576,6 +613,38 @@ class TelegramChannel:
                     message_id=message_id,
                     error=f"{type(exc).__name__}: {exc}",
                 )
+
+
+ACK_LABELS: dict[str, tuple[str, str]] = {
+    "es": ("Estoy a salvo", "Necesito ayuda"),
+    "en": ("I am safe", "I need help"),
+}
+"""The two acknowledgement buttons, by language (Spanish unless the message is English)."""
+
+
+def ack_markup(message: OutboundMessage, target: str) -> InlineKeyboardMarkup | None:
+    """The "safe / need help" buttons for ``message`` to ``target``, or None.
+
+    Only for a message that asks for them (``extra["ack"]``) and names its
+    alert (``extra["alert_id"]``), sent to a private chat: the answer is one
+    person's, so a group or channel never gets them.
+    """
+    extra = message.extra
+    alert_id = extra.get("alert_id")
+    if not extra.get("ack") or alert_id is None or not _CHAT_ID.fullmatch(target):
+        return None
+    if int(target) <= 0:
+        return None
+    language = "en" if (message.language or "").lower().startswith("en") else "es"
+    safe, need_help = ACK_LABELS[language]
+    return InlineKeyboardMarkup(
+        [
+            [
+                InlineKeyboardButton(safe, callback_data=f"ack:{alert_id}:safe"),
+                InlineKeyboardButton(need_help, callback_data=f"ack:{alert_id}:need_help"),
+            ]
+        ]
+    )
 
 
 def _parts(message: OutboundMessage) -> tuple[str, ...]:

@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 import structlog
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from alertcast.areas import AreaCatalogue
 from alertcast.channels.registry import ChannelContext, build_channels
 from alertcast.config import Config
 from alertcast.dispatch.planner import Planner
@@ -29,6 +30,8 @@ from alertcast.errors import ConfigError, ConfigProblem, StoreError
 from alertcast.ports import Channel, GroupedChannel
 from alertcast.ratelimit import RateLimiter
 from alertcast.ratelimit_shared import SharedBudget
+from alertcast.subscribers.audience import SubscriberAudience
+from alertcast.subscribers.store import SubscriberStore
 
 log = structlog.get_logger(__name__)
 
@@ -135,6 +138,8 @@ def build_dispatch(
     name: str | None = None,
     clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     site_url: str | None = None,
+    subscribers: SubscriberStore | None = None,
+    catalogue: AreaCatalogue | None = None,
 ) -> Dispatch:
     """Build the planner, the channels, the rate limiter and the worker from ``config``.
 
@@ -163,13 +168,22 @@ def build_dispatch(
         name or worker_id(),
         policies=policies,
         clock=clock,
+        resolve_addresses=subscribers.resolve_targets if subscribers is not None else None,
+        on_recipient_gone=subscribers.recipient_gone_hook() if subscribers is not None else None,
     )
     grouped = {
         name: channel.group_of
         for name, channel in channels.items()
         if isinstance(channel, GroupedChannel)
     }
-    planner = Planner(engine, config, clock=clock, site_url=site_url, group_of=grouped)
+    audience = (
+        SubscriberAudience(subscribers, catalogue, named_areas=config.routes.areas)
+        if subscribers is not None and catalogue is not None
+        else None
+    )
+    planner = Planner(
+        engine, config, audience=audience, clock=clock, site_url=site_url, group_of=grouped
+    )
     return Dispatch(planner, worker, channels, limiter, shared)
 
 

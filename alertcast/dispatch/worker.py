@@ -65,6 +65,7 @@ from alertcast.dispatch.retry import RetryPolicy, decide, succeeded
 from alertcast.errors import Permanent, StoreError
 from alertcast.ports import Channel
 from alertcast.store.engine import database_errors
+from alertcast.subscribers.model import SUBSCRIBER_TARGET_PREFIX
 
 log = structlog.get_logger(__name__)
 
@@ -86,9 +87,6 @@ class Limiter(Protocol):
 
 AddressResolver = Callable[[Sequence[str]], Awaitable[Mapping[str, str]]]
 """Given subscriber targets (``sub:ID``), their current addresses; the departed are absent."""
-
-SUBSCRIBER_TARGET_PREFIX = "sub:"
-"""Ledger targets naming a subscriber by id, so the ledger never holds an address."""
 
 RecipientGoneHook = Callable[[str, str], Awaitable[None]]
 """Called with (channel, target) after a RecipientGone outcome is committed."""

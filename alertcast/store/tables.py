@@ -360,3 +360,68 @@ published_alerts = Table(
     Index("ix_published_alerts_published_at", "published_at"),
 )
 """Alerts in our own public CAP feed: only these are served at /cap and /alerts."""
+
+subscribers = Table(
+    "subscribers",
+    metadata,
+    Column("id", _AutoId, primary_key=True, autoincrement=True),
+    Column("channel", Text, nullable=False, comment="channel instance name"),
+    Column(
+        "address_hash",
+        String(64),
+        nullable=False,
+        comment="HMAC-SHA256 (hex) of channel and normalised address",
+    ),
+    Column("address_enc", LargeBinary, nullable=False, comment="the address, AES-GCM encrypted"),
+    Column("language", String(8), nullable=False),
+    Column("topics", Text, nullable=False, comment="JSON list of topic names"),
+    Column("areas", Text, nullable=False, comment="JSON list of catalogue area codes"),
+    Column("lat", Double, nullable=True, comment="latitude of a shared location"),
+    Column("lon", Double, nullable=True, comment="longitude of a shared location"),
+    Column("quiet_start", String(5), nullable=True, comment="HH:MM local"),
+    Column("quiet_end", String(5), nullable=True, comment="HH:MM local"),
+    Column("quiet_tz", Text, nullable=True, comment="IANA time zone of the quiet hours"),
+    Column("active", Boolean, nullable=False, comment="false once the provider said gone"),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
+    Column("last_seen_at", UtcDateTime, nullable=False),
+    UniqueConstraint("channel", "address_hash"),
+    Index("ix_subscribers_channel_active", "channel", "active"),
+)
+"""One person on one channel; no name, no address in clear (see alertcast.subscribers)."""
+
+acknowledgements = Table(
+    "acknowledgements",
+    metadata,
+    Column(
+        "subscriber_id",
+        BigInteger,
+        ForeignKey("subscribers.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    Column("alert_id", BigInteger, ForeignKey("alerts.id", ondelete="CASCADE"), nullable=False),
+    Column("kind", String(16), nullable=False, comment="safe or need_help"),
+    Column("at", UtcDateTime, nullable=False),
+    PrimaryKeyConstraint("subscriber_id", "alert_id"),
+    Index("ix_acknowledgements_alert_id_kind", "alert_id", "kind"),
+)
+"""A person's answer to an alert ("I am safe" / "I need help"): the last one counts."""
+
+areas = Table(
+    "areas",
+    metadata,
+    Column("code", Text, primary_key=True, comment="SCHEME:value, e.g. INEGI_CVEGEO:09015"),
+    Column("scheme", String(32), nullable=False, comment="CAP geocode valueName"),
+    Column("value", Text, nullable=False),
+    Column("name", Text, nullable=False),
+    Column("name_folded", Text, nullable=False, comment="accent- and case-folded, for search"),
+    Column("geometry", LargeBinary, nullable=False, comment="WKB, WGS 84 lon/lat"),
+    Column("min_lat", Double, nullable=False),
+    Column("min_lon", Double, nullable=False),
+    Column("max_lat", Double, nullable=False),
+    Column("max_lon", Double, nullable=False),
+    Column("source", Text, nullable=False, comment="file name it was imported from"),
+    Column("imported_at", UtcDateTime, nullable=False),
+    Index("ix_areas_scheme_value", "scheme", "value"),
+)
+"""The area catalogue: places people subscribe to by name (see alertcast.areas)."""

@@ -18,15 +18,18 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from alertcast import __version__, audit
+from alertcast.areas import AreaCatalogue
 from alertcast.config import FeedConfig
 from alertcast.domain import Status
 from alertcast.ingest import Ingestor
 from alertcast.store.alerts import AlertRepository
 from alertcast.store.engine import read_only
 from alertcast.store.migrate import is_current
+from alertcast.subscribers.store import SubscriberStore
 from alertcast.web.deliveries_api import add_deliveries_routes
 from alertcast.web.ingest_api import add_push_route
 from alertcast.web.public import add_public_routes
+from alertcast.web.twilio_inbound import add_twilio_inbound_routes
 from alertcast.web.twilio_status import add_twilio_routes
 
 ENGINE: web.AppKey[AsyncEngine] = web.AppKey("engine", AsyncEngine)
@@ -140,6 +143,10 @@ def make_web_app(
     channel_limits: Mapping[str, float] | None = None,
     site_url: str | None = None,
     twilio_auth_tokens: Mapping[str, str] | None = None,
+    subscriber_store: SubscriberStore | None = None,
+    area_catalogue: AreaCatalogue | None = None,
+    channel_kinds: Mapping[str, str] | None = None,
+    extra_routes: Sequence[web.RouteDef] = (),
 ) -> web.Application:
     """The web application; the push route exists only when there are push feeds.
 
@@ -157,8 +164,20 @@ def make_web_app(
     add_public_routes(app, engine, site_url or "")
     if twilio_auth_tokens:
         add_twilio_routes(app, engine, twilio_auth_tokens, site_url)
+        if subscriber_store is not None and area_catalogue is not None:
+            # SMS and WhatsApp keywords (ALTA, BAJA, STOP, AYUDA...)
+            add_twilio_inbound_routes(
+                app,
+                engine=engine,
+                store=subscriber_store,
+                catalogue=area_catalogue,
+                auth_tokens=twilio_auth_tokens,
+                public_url=site_url,
+                channel_kinds=channel_kinds or {},
+            )
     if push_feeds:
         if ingestor is None:
             raise ValueError("push feeds need an ingestor to store what is pushed")
         add_push_route(app, ingestor, push_feeds)
+    app.router.add_routes(extra_routes)  # e.g. the citizens' bot webhooks
     return app

@@ -1,0 +1,1 @@
+"""Citizens' subscriptions: the store, privacy (encryption, keyed look-ups), audiences."""
