@@ -788,6 +788,9 @@ def _message(
     }
     if delivery.group_update_of:
         extra["group_update_of"] = delivery.group_update_of
+    if delivery.audience.kind != CHANNEL_POST and stored.alert.msg_type.value != "Cancel":
+        # a person reached directly can answer "I am safe" / "I need help" (Telegram buttons)
+        extra["ack"] = True
     if rendering.html is not None:
         extra["html"] = rendering.html
     # what the rate limiter takes for one send: every message (SMS: every segment) counts

@@ -95,6 +95,7 @@ async def test_auto_routes_are_planned_and_approval_routes_are_held(
     message = json.loads(str(rows[0]["payload"]))
     assert message["language"] == "es-MX" and message["severity"] == "Extreme"
     assert message["extra"]["alert_id"] == alert_id and message["extra"]["msg_type"] == "Alert"
+    assert "ack" not in message["extra"]  # a channel post has nobody to answer "I am safe"
     assert "Q-1" in "".join(message["parts"])  # the headline, rendered
     assert rows[0]["deadline_at"] == alert.expires
     # Extreme and Immediate outranks everything routine (lower goes first in the ledger)

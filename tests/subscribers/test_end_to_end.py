@@ -121,3 +121,24 @@ async def test_only_the_subscriber_inside_is_told_and_a_blocked_bot_deactivates_
         records = [str(r) for r in (await conn.execute(select(audit_log.c.data))).scalars()]
     assert records and not any("1001" in record for record in records)
     assert await audit.verify_chain(engine) == await audit.count(engine)
+
+
+async def test_messages_to_subscribers_ask_for_an_acknowledgement(
+    engine: AsyncEngine, keys: SubscriberKeys, tmp_path: Path
+) -> None:
+    config = _config(tmp_path)
+    store = SubscriberStore(engine, keys, kinds={"dm": "telegram"})
+    await store.subscribe(
+        "dm", "1001", topics=["sismos"], point=(19.40, -99.10), consent_text="Acepto", source="t"
+    )
+    planner = Planner(engine, config, audience=SubscriberAudience(store, AreaCatalogue(engine)))
+    ingestor = Ingestor(AlertRepository(engine), listeners=(planner.on_new_alert,))
+    channel = RecordingChannel(name="dm")
+    worker = Worker(
+        engine, {"dm": channel}, UnlimitedLimiter(), "w1", resolve_addresses=store.resolve_targets
+    )
+    await ingestor.ingest_bytes(QUAKE.format(identifier="S-3").encode(), source="t", actor="t")
+    await worker.run_once()
+    (sent,) = channel.sent
+    assert sent.message.extra["ack"] is True
+    assert isinstance(sent.message.extra["alert_id"], int)
