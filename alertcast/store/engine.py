@@ -18,6 +18,7 @@ which starts a plain deferred ``BEGIN`` instead.
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
@@ -157,6 +158,28 @@ def make_engine(url: str) -> AsyncEngine:
     return engine
 
 
+_WAL_ATTEMPTS = 50
+
+
+def _set_wal(cursor: Any) -> None:
+    """Switch the database to WAL, waiting out another connection that holds a lock.
+
+    SQLite answers a journal-mode change with "database is locked" at once,
+    without its busy handler, while another connection is writing; that
+    happens when several instances start together on a new database. The
+    switch is retried a few times (a short blocking pause: it only ever
+    happens while connecting, and WAL, once set, stays set in the file).
+    """
+    for attempt in range(_WAL_ATTEMPTS):
+        try:
+            cursor.execute("PRAGMA journal_mode = WAL")
+            return
+        except Exception as exc:  # the driver's OperationalError, wrapped by the adapter
+            if "locked" not in str(exc) or attempt == _WAL_ATTEMPTS - 1:
+                raise
+            time.sleep(0.02 * (attempt + 1))
+
+
 def _make_sqlite_engine(parsed: URL) -> AsyncEngine:
     database = parsed.database or ""
     if not database.startswith("file:"):
@@ -174,7 +197,7 @@ def _make_sqlite_engine(parsed: URL) -> AsyncEngine:
         cursor = dbapi_connection.cursor()
         try:
             cursor.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
-            cursor.execute("PRAGMA journal_mode = WAL")
+            _set_wal(cursor)
             cursor.execute("PRAGMA foreign_keys = ON")
         finally:
             cursor.close()
