@@ -39,9 +39,18 @@ import aiohttp
 import structlog
 
 from alertcast.channel_profiles import find_urls
-from alertcast.channels.http_common import HttpAnswer, HttpClient, OptionReader, PostedParts
+from alertcast.channels.http_common import (
+    HttpAnswer,
+    HttpChannel,
+    OptionReader,
+    PostedParts,
+    by_status,
+    epoch_wait_s,
+    nothing_to_post,
+    thread_key,
+)
 from alertcast.channels.webhook import classify as classify_exchange
-from alertcast.channels.webhook import excerpt, idempotency_key
+from alertcast.channels.webhook import excerpt
 from alertcast.errors import ChannelError, Permanent, RateLimited, Transient
 from alertcast.ports import OutboundMessage, Receipt
 
@@ -142,11 +151,8 @@ def xrpc_error(answer: HttpAnswer) -> tuple[str, str]:
 
 
 def _reset_wait(headers: Mapping[str, str], *, now: float) -> float:
-    value = headers.get("ratelimit-reset")
-    try:
-        return max(0.0, float(str(value).strip()) - now) if value else DEFAULT_RATE_LIMIT_WAIT_S
-    except ValueError:
-        return DEFAULT_RATE_LIMIT_WAIT_S
+    wait = epoch_wait_s(headers, "ratelimit-reset", now=now)
+    return DEFAULT_RATE_LIMIT_WAIT_S if wait is None else wait
 
 
 @overload
@@ -182,9 +188,7 @@ def classify(
         return Permanent(f"{text}; check the identifier and app password")
     if status in (401, 403):
         return Permanent(f"{text}; check the identifier and app password")
-    if status == 408 or 500 <= status < 600:
-        return Transient(text)
-    return Permanent(text)
+    return by_status(status, text)
 
 
 # --------------------------------------------------------------------------- channel
@@ -197,7 +201,7 @@ class _Session:
     refresh: str
 
 
-class BlueskyChannel:
+class BlueskyChannel(HttpChannel):
     """Posts from one Bluesky account; one instance per account."""
 
     kind = "bluesky"
@@ -214,19 +218,13 @@ class BlueskyChannel:
         session: aiohttp.ClientSession | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        self._name = name
+        super().__init__(name, timeout_s=timeout_s, session=session, clock=clock)
         self.identifier = identifier
         self._password = app_password
         self.api_url = api_url.rstrip("/")
-        self.clock = clock
-        self._http = HttpClient(timeout_s=timeout_s, session=session, clock=clock)
         self._session: _Session | None = None
         self._login = asyncio.Lock()
         self._posted = PostedParts()
-
-    @property
-    def name(self) -> str:
-        return self._name
 
     def __repr__(self) -> str:  # the password and tokens never appear in a repr or a log
         return f"BlueskyChannel(name={self._name!r}, identifier={self.identifier!r})"
@@ -336,10 +334,14 @@ class BlueskyChannel:
         self, message: OutboundMessage, target: str, *, reply_to: PostRef | None
     ) -> list[PostRef]:
         if not message.parts:
-            raise Permanent(f"{self._name}: nothing to post (a message without text)")
-        key = idempotency_key(message, target) + (f":reply:{reply_to.uri}" if reply_to else "")
-        refs = [PostRef.decode(value) for value in self._posted.get(key)]
-        for index in range(len(refs), len(message.parts)):
+            raise nothing_to_post(self._name)
+        made: dict[str, PostRef] = {}  # posted by this call: not decoded back from their text
+
+        def ref_of(value: str) -> PostRef:
+            return made.get(value) or PostRef.decode(value)
+
+        async def post(index: int, earlier: Sequence[str]) -> str:
+            refs = [ref_of(value) for value in earlier]
             parent = refs[-1] if refs else reply_to
             root = reply_to if reply_to is not None else (refs[0] if refs else None)
             record = self.record(
@@ -362,10 +364,12 @@ class BlueskyChannel:
                 thread_root["uri"] if thread_root else None,
                 thread_root["cid"] if thread_root else None,
             )
-            self._posted.add(key, ref.encode())
-            refs.append(ref)
-        self._posted.done(key)
-        return refs
+            made[ref.encode()] = ref
+            return ref.encode()
+
+        key = thread_key(message, target, reply_to.uri if reply_to else None)
+        posted = await self._posted.thread(key, len(message.parts), post)
+        return [ref_of(value) for value in posted]
 
     async def send(self, message: OutboundMessage, target: str) -> Receipt:
         refs = await self._thread(message, target, reply_to=None)
@@ -388,9 +392,6 @@ class BlueskyChannel:
         await self._call(
             "com.atproto.repo.deleteRecord", {"collection": POST_COLLECTION, "rkey": ref.rkey}
         )
-
-    async def aclose(self) -> None:
-        await self._http.aclose()
 
 
 def from_config(channel: ChannelConfig, context: ChannelContext) -> BlueskyChannel:

@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Any, overload
 import aiohttp
 import structlog
 
-from alertcast.channels.http_common import HttpAnswer, HttpClient, OptionReader
+from alertcast.channels.http_common import HttpAnswer, HttpChannel, OptionReader, by_status
 from alertcast.channels.webhook import classify as classify_exchange
 from alertcast.channels.webhook import excerpt
 from alertcast.errors import ChannelError, Permanent, RateLimited, Transient
@@ -128,9 +128,7 @@ def classify(
         if status == 429:
             wait = regain_access_s(answer.headers) or DEFAULT_RATE_LIMIT_WAIT_S
             return RateLimited(text, wait)
-        if status == 408 or 500 <= status < 600:
-            return Transient(text)
-        return Permanent(text)
+        return by_status(status, text)
     code = error.get("code")
     subcode = error.get("error_subcode")
     message = error.get("message") if isinstance(error.get("message"), str) else ""
@@ -151,12 +149,12 @@ def classify(
         return RateLimited(f"{text} (retry after {wait:g} s)", wait)
     if code in TRANSIENT or error.get("is_transient") is True:
         return Transient(text)
-    if code is None and (status == 408 or 500 <= status < 600):
-        return Transient(text)
+    if code is None:
+        return by_status(status, text)
     return Permanent(text)
 
 
-class FacebookChannel:
+class FacebookChannel(HttpChannel):
     """Publishes on one Facebook Page; one instance per Page."""
 
     kind = "facebook"
@@ -175,18 +173,12 @@ class FacebookChannel:
         session: aiohttp.ClientSession | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        self._name = name
+        super().__init__(name, timeout_s=timeout_s, session=session, clock=clock)
         self.page_id = page_id
         self._token = page_token
         self.api_url = api_url.rstrip("/")
         self.api_version = api_version
         self.site_url = site_url.rstrip("/") if site_url else None
-        self.clock = clock
-        self._http = HttpClient(timeout_s=timeout_s, session=session, clock=clock)
-
-    @property
-    def name(self) -> str:
-        return self._name
 
     def __repr__(self) -> str:  # the token never appears in a repr or a log
         return f"FacebookChannel(name={self._name!r}, page_id={self.page_id!r})"
@@ -247,9 +239,6 @@ class FacebookChannel:
         answer = await self._call("DELETE", provider_message_id, None)
         if answer.json_object().get("success") is not True:
             raise Permanent(f"{self._name}: Graph did not confirm the deletion")
-
-    async def aclose(self) -> None:
-        await self._http.aclose()
 
 
 def from_config(channel: ChannelConfig, context: ChannelContext) -> FacebookChannel:

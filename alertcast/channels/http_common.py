@@ -21,7 +21,11 @@ shared here is only what must behave the same everywhere:
   Mastodon's ``Idempotency-Key`` covers that case on its side).
 
 Answers are returned whatever their status; each adapter maps a provider's
-failures to error classes in its own single ``classify`` function.
+failures to error classes in its own single ``classify`` function, ending in
+:func:`by_status` for whatever its provider has no rule of its own. The frame
+of a channel (:class:`HttpChannel`) and the ``send``/``reply`` of one that
+posts threads (:class:`ThreadedPosts`) are here too, so that each adapter
+holds only what its provider does differently.
 """
 
 from __future__ import annotations
@@ -29,33 +33,52 @@ from __future__ import annotations
 import json
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import aiohttp
+import structlog
 from multidict import CIMultiDict
 
 from alertcast.channels.webhook import (  # the trace callbacks mark this very class
-    MAX_RESPONSE_BYTES,
     _Attempt,
+    _read_limited,
+    _tracks_sends,
+    idempotency_key,
     send_tracking,
 )
 from alertcast.channels.webhook import (
     classify as classify_exchange,
 )
-from alertcast.errors import ConfigError, ConfigProblem, RateLimited
+from alertcast.errors import (
+    ChannelError,
+    ConfigError,
+    ConfigProblem,
+    Permanent,
+    RateLimited,
+    Transient,
+)
+from alertcast.ports import OutboundMessage, Receipt
 
 if TYPE_CHECKING:
     from alertcast.config import ChannelConfig
 
+log = structlog.get_logger(__name__)
+
 __all__ = [
     "HttpAnswer",
+    "HttpChannel",
     "HttpClient",
     "OptionReader",
     "PostedParts",
     "QuotaWindow",
+    "ThreadedPosts",
+    "by_status",
+    "epoch_wait_s",
+    "nothing_to_post",
     "primary_language",
+    "thread_key",
 ]
 
 
@@ -82,9 +105,6 @@ class HttpAnswer:
         return data if isinstance(data, dict) else {}
 
 
-_TRACKING = type(send_tracking())
-
-
 class HttpClient:
     """One aiohttp session per channel, opened on first use; every exchange is traced.
 
@@ -105,9 +125,7 @@ class HttpClient:
             raise ValueError("timeout_s must be positive")
         self._session = session
         self._owns_session = session is None
-        self._tracked = session is None or any(
-            isinstance(config, _TRACKING) for config in session.trace_configs
-        )
+        self._tracked = session is None or _tracks_sends(session)
         self.timeout = aiohttp.ClientTimeout(total=timeout_s)
         self.clock = clock
         self.user_agent = user_agent
@@ -170,18 +188,6 @@ class HttpClient:
             await session.close()
 
 
-async def _read_limited(response: aiohttp.ClientResponse) -> bytes:
-    chunks: list[bytes] = []
-    size = 0
-    while size < MAX_RESPONSE_BYTES:
-        chunk = await response.content.read(MAX_RESPONSE_BYTES - size)
-        if not chunk:
-            break
-        chunks.append(chunk)
-        size += len(chunk)
-    return b"".join(chunks)
-
-
 class QuotaWindow:
     """Remembers "no request left until T" from a successful answer's headers.
 
@@ -195,6 +201,14 @@ class QuotaWindow:
 
     def spent_until(self, until: float) -> None:
         self.until = max(self.until, until)
+
+    def note(
+        self, remaining: str | None, reset_in_s: float | None, *, event: str, channel: str
+    ) -> None:
+        """After a successful answer: a ``remaining`` of "0" spends the quota for ``reset_in_s``."""
+        if remaining is not None and remaining.strip() == "0" and reset_in_s:
+            self.spent_until(self.clock() + reset_in_s)
+            log.info(event, channel=channel, reset_in_s=round(reset_in_s, 1))
 
     def check(self, what: str) -> None:
         wait = self.until - self.clock()
@@ -223,6 +237,100 @@ class PostedParts:
 
     def done(self, key: str) -> None:
         self._posted.pop(key, None)
+
+    async def thread(
+        self,
+        key: str,
+        parts: int,
+        post: Callable[[int, Sequence[str]], Awaitable[str]],
+    ) -> list[str]:
+        """Post parts ``len(posted)`` to ``parts - 1`` in order; the ids of the whole thread.
+
+        ``post(index, earlier)`` publishes part ``index`` (``earlier``: the
+        ids of the parts before it) and returns its id, which is remembered
+        at once so that a failure of a later part resumes after it.
+        """
+        ids = self.get(key)
+        for index in range(len(ids), parts):
+            post_id = await post(index, ids)
+            self.add(key, post_id)
+            ids.append(post_id)
+        self.done(key)
+        return ids
+
+
+class HttpChannel:
+    """The frame of a channel spoken over :class:`HttpClient`: its name, its client, its clock."""
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        timeout_s: float,
+        session: aiohttp.ClientSession | None,
+        clock: Callable[[], float],
+    ) -> None:
+        self._name = name
+        self.clock = clock
+        self._http = HttpClient(timeout_s=timeout_s, session=session, clock=clock)
+
+    @property
+    def name(self) -> str:
+        return self._name
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+
+class ThreadedPosts(HttpChannel):
+    """``send`` and ``reply`` of a channel that posts a message as a thread of posts.
+
+    The receipt names the thread's first post: follow-ups act on it. A reply
+    is a thread of its own under the earlier post.
+    """
+
+    async def _thread(
+        self, message: OutboundMessage, target: str, *, reply_to: str | None
+    ) -> list[str]:
+        raise NotImplementedError
+
+    async def send(self, message: OutboundMessage, target: str) -> Receipt:
+        ids = await self._thread(message, target, reply_to=None)
+        return Receipt(provider_message_id=ids[0])
+
+    async def reply(
+        self, provider_message_id: str, message: OutboundMessage, target: str
+    ) -> Receipt:
+        ids = await self._thread(message, target, reply_to=provider_message_id)
+        return Receipt(provider_message_id=ids[0])
+
+
+def thread_key(message: OutboundMessage, target: str, reply_to: str | None) -> str:
+    """The key a message's thread is remembered under: one per message, target and reply."""
+    key = idempotency_key(message, target)
+    return f"{key}:reply:{reply_to}" if reply_to else key
+
+
+def nothing_to_post(channel: str) -> Permanent:
+    return Permanent(f"{channel}: nothing to post (a message without text)")
+
+
+def epoch_wait_s(headers: Mapping[str, str], name: str, *, now: float) -> float | None:
+    """Seconds until the unix time in header ``name``; None when absent or unreadable."""
+    value = headers.get(name)
+    if value is None:
+        return None
+    try:
+        return max(0.0, float(str(value).strip()) - now)
+    except ValueError:
+        return None
+
+
+def by_status(status: int, text: str) -> ChannelError:
+    """A refusal no provider-specific rule matched: 408 and 5xx may pass later, others not."""
+    if status == 408 or 500 <= status < 600:
+        return Transient(text)
+    return Permanent(text)
 
 
 def primary_language(tag: str | None) -> str | None:

@@ -47,15 +47,18 @@ import structlog
 from alertcast.channel_profiles import mastodon_length
 from alertcast.channels.http_common import (
     HttpAnswer,
-    HttpClient,
     OptionReader,
     PostedParts,
     QuotaWindow,
+    ThreadedPosts,
+    by_status,
+    nothing_to_post,
     primary_language,
+    thread_key,
 )
 from alertcast.channels.webhook import classify as classify_exchange
-from alertcast.channels.webhook import excerpt, idempotency_key, retry_after_s
-from alertcast.errors import ChannelError, Permanent, RateLimited, Transient
+from alertcast.channels.webhook import excerpt, retry_after_s
+from alertcast.errors import ChannelError, Permanent, RateLimited
 from alertcast.ports import OutboundMessage, Receipt
 
 if TYPE_CHECKING:
@@ -134,12 +137,10 @@ def classify(
     if status == 404:
         what = "the earlier status is gone" if follow_up else "check options.api_url"
         return Permanent(f"{text}; {what}")
-    if status == 408 or 500 <= status < 600:
-        return Transient(text)
-    return Permanent(text)
+    return by_status(status, text)
 
 
-class MastodonChannel:
+class MastodonChannel(ThreadedPosts):
     """Posts to one Mastodon account; one instance per account."""
 
     kind = "mastodon"
@@ -162,7 +163,7 @@ class MastodonChannel:
     ) -> None:
         if visibility not in VISIBILITIES:
             raise ValueError(f"visibility must be one of {VISIBILITIES}")
-        self._name = name
+        super().__init__(name, timeout_s=timeout_s, session=session, clock=clock)
         self.api_url = api_url.rstrip("/")
         self._token = access_token
         self.visibility = visibility
@@ -170,14 +171,8 @@ class MastodonChannel:
         self.content_warning_text = content_warning_text
         self.max_chars = max_chars
         self.url_length = url_length
-        self.clock = clock
-        self._http = HttpClient(timeout_s=timeout_s, session=session, clock=clock)
         self._quota = QuotaWindow(clock)
         self._posted = PostedParts()
-
-    @property
-    def name(self) -> str:
-        return self._name
 
     def __repr__(self) -> str:  # the token never appears in a repr or a log
         return f"MastodonChannel(name={self._name!r}, api_url={self.api_url!r})"
@@ -212,12 +207,12 @@ class MastodonChannel:
         return answer
 
     def _note_quota(self, answer: HttpAnswer) -> None:
-        remaining = answer.headers.get("X-RateLimit-Remaining")
-        if remaining is not None and remaining.strip() == "0":
-            wait = reset_wait_s(answer.headers, now=self.clock())
-            if wait:
-                self._quota.spent_until(self.clock() + wait)
-                log.info("mastodon.quota_spent", channel=self._name, reset_in_s=round(wait, 1))
+        self._quota.note(
+            answer.headers.get("X-RateLimit-Remaining"),
+            reset_wait_s(answer.headers, now=self.clock()),
+            event="mastodon.quota_spent",
+            channel=self._name,
+        )
 
     def status_body(self, text: str, message: OutboundMessage) -> dict[str, Any]:
         """The JSON parameters of ``POST /api/v1/statuses`` (and ``PUT``) for one part."""
@@ -237,14 +232,12 @@ class MastodonChannel:
         self, message: OutboundMessage, target: str, *, reply_to: str | None
     ) -> list[str]:
         if not message.parts:
-            raise Permanent(f"{self._name}: nothing to post (a message without text)")
-        base = idempotency_key(message, target)
-        if reply_to is not None:
-            base = f"{base}:reply:{reply_to}"
-        ids = self._posted.get(base)
-        parent = ids[-1] if ids else reply_to
-        for index in range(len(ids), len(message.parts)):
+            raise nothing_to_post(self._name)
+        base = thread_key(message, target, reply_to)
+
+        async def post(index: int, earlier: Sequence[str]) -> str:
             body = self.status_body(message.parts[index], message)
+            parent = earlier[-1] if earlier else reply_to
             if parent is not None:
                 body["in_reply_to_id"] = parent
             answer = await self._call(
@@ -254,23 +247,11 @@ class MastodonChannel:
                 key=f"{base}:{index}",
                 follow_up=reply_to is not None,
             )
-            parent = _status_id(answer, self.api_url)
-            self._posted.add(base, parent)
-            ids.append(parent)
-        self._posted.done(base)
-        return ids
+            return _status_id(answer, self.api_url)
+
+        return await self._posted.thread(base, len(message.parts), post)
 
     # ---- the Channel protocol
-
-    async def send(self, message: OutboundMessage, target: str) -> Receipt:
-        ids = await self._thread(message, target, reply_to=None)
-        return Receipt(provider_message_id=ids[0])
-
-    async def reply(
-        self, provider_message_id: str, message: OutboundMessage, target: str
-    ) -> Receipt:
-        ids = await self._thread(message, target, reply_to=provider_message_id)
-        return Receipt(provider_message_id=ids[0])
 
     async def edit(
         self, provider_message_id: str, message: OutboundMessage, target: str
@@ -289,9 +270,6 @@ class MastodonChannel:
 
     async def delete(self, provider_message_id: str, target: str) -> None:
         await self._call("DELETE", f"/api/v1/statuses/{provider_message_id}", follow_up=True)
-
-    async def aclose(self) -> None:
-        await self._http.aclose()
 
 
 def _status_id(answer: HttpAnswer, url: str) -> str:

@@ -363,10 +363,63 @@ class TwilioSender:
             raise SentButUnknown(f"{self.name}: Twilio accepted the message but sent no SID")
         return sid
 
+    async def create_parts(
+        self, target: str, requests: list[dict[str, Any]], *, event: str
+    ) -> list[str]:
+        """Create one Message per request, in order; their SIDs.
+
+        A part that fails after an earlier one was accepted leaves the
+        recipient with half a message, and resending the whole would repeat
+        what arrived: that is ``SentButUnknown`` (logged as ``event``), and
+        the retry policy decides.
+        """
+        sids: list[str] = []
+        for index, params in enumerate(requests):
+            try:
+                sids.append(await self.create(target, **params))
+            except ChannelError as exc:
+                if not sids:
+                    raise
+                log.error(
+                    event,
+                    channel=self.name,
+                    sent_parts=len(sids),
+                    parts=len(requests),
+                    first_sid=sids[0],
+                    error=type(exc).__name__,
+                )
+                raise SentButUnknown(
+                    f"{self.name}: part {index + 1} of {len(requests)} failed after"
+                    f" {sids[0]} was accepted: {exc}"
+                ) from exc
+        return sids
+
     async def aclose(self) -> None:
         http, self._http, self._client = self._http, None, None
         if http is not None:
             await http.close()
+
+
+class TwilioChannel:
+    """What the SMS and WhatsApp channels are alike in: a name, a sender, its settings."""
+
+    def __init__(self, name: str, settings: TwilioSettings) -> None:
+        self._name = name
+        self._sender = TwilioSender(name, settings)
+
+    @property
+    def name(self) -> str:
+        return self._name
+
+    @property
+    def settings(self) -> TwilioSettings:
+        return self._sender.settings
+
+    def __repr__(self) -> str:  # the settings (and their token) stay out of a repr
+        return f"{type(self).__name__}(name={self._name!r})"
+
+    async def aclose(self) -> None:
+        await self._sender.aclose()
 
 
 # --------------------------------------------------------------------------- configuration

@@ -27,44 +27,24 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-import structlog
-
 from alertcast.channels.twilio_common import (
-    TwilioSender,
-    TwilioSettings,
+    TwilioChannel,
     check_e164,
     raise_problems,
     read_settings,
 )
-from alertcast.errors import ChannelError, ConfigProblem, Permanent, SentButUnknown
+from alertcast.errors import ConfigProblem, Permanent
 from alertcast.ports import OutboundMessage, Receipt
 
 if TYPE_CHECKING:
     from alertcast.channels.registry import ChannelContext
     from alertcast.config import ChannelConfig
 
-log = structlog.get_logger(__name__)
 
-
-class TwilioSmsChannel:
+class TwilioSmsChannel(TwilioChannel):
     """Sends SMS from one Twilio sender (a number or a Messaging Service)."""
 
     kind = "sms"
-
-    def __init__(self, name: str, settings: TwilioSettings) -> None:
-        self._name = name
-        self._sender = TwilioSender(name, settings)
-
-    @property
-    def name(self) -> str:
-        return self._name
-
-    @property
-    def settings(self) -> TwilioSettings:
-        return self._sender.settings
-
-    def __repr__(self) -> str:
-        return f"TwilioSmsChannel(name={self._name!r})"
 
     def params(self, text: str, target: str, *, first: bool) -> dict[str, Any]:
         """The SDK's ``create`` arguments for one part to ``target``."""
@@ -78,32 +58,9 @@ class TwilioSmsChannel:
         parts = [part for part in message.parts if part.strip()]
         if not parts:
             raise Permanent(f"{self._name}: the message has no text to send")
-        sids: list[str] = []
-        for index, text in enumerate(parts):
-            try:
-                sid = await self._sender.create(
-                    target, **self.params(text, target, first=index == 0)
-                )
-            except ChannelError as exc:
-                if not sids:
-                    raise
-                log.error(
-                    "sms.partial_send",
-                    channel=self._name,
-                    sent_parts=len(sids),
-                    parts=len(parts),
-                    first_sid=sids[0],
-                    error=type(exc).__name__,
-                )
-                raise SentButUnknown(
-                    f"{self._name}: part {index + 1} of {len(parts)} failed after"
-                    f" {sids[0]} was accepted: {exc}"
-                ) from exc
-            sids.append(sid)
+        requests = [self.params(text, target, first=index == 0) for index, text in enumerate(parts)]
+        sids = await self._sender.create_parts(target, requests, event="sms.partial_send")
         return Receipt(provider_message_id=sids[0])
-
-    async def aclose(self) -> None:
-        await self._sender.aclose()
 
 
 def from_config(channel: ChannelConfig, context: ChannelContext) -> TwilioSmsChannel:

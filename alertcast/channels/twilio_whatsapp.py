@@ -37,24 +37,20 @@ import re
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-import structlog
-
 from alertcast.channels.twilio_common import (
     OUTSIDE_SESSION_TEXT,
-    TwilioSender,
+    TwilioChannel,
     TwilioSettings,
     check_e164,
     raise_problems,
     read_settings,
 )
-from alertcast.errors import ChannelError, ConfigProblem, Permanent, SentButUnknown
+from alertcast.errors import ConfigProblem, Permanent
 from alertcast.ports import OutboundMessage, Receipt
 
 if TYPE_CHECKING:
     from alertcast.channels.registry import ChannelContext
     from alertcast.config import ChannelConfig
-
-log = structlog.get_logger(__name__)
 
 PREFIX = "whatsapp:"
 CONTENT_SID = re.compile(r"^HX[0-9a-fA-F]{32}$")
@@ -63,26 +59,14 @@ Templates = Mapping[str, str | Mapping[str, str]]
 """Template name → Content SID, or → {language → Content SID}."""
 
 
-class TwilioWhatsAppChannel:
+class TwilioWhatsAppChannel(TwilioChannel):
     """Sends WhatsApp messages from one Twilio WhatsApp sender."""
 
     kind = "whatsapp"
 
     def __init__(self, name: str, settings: TwilioSettings, templates: Templates) -> None:
-        self._name = name
-        self._sender = TwilioSender(name, settings)
+        super().__init__(name, settings)
         self.templates = templates
-
-    @property
-    def name(self) -> str:
-        return self._name
-
-    @property
-    def settings(self) -> TwilioSettings:
-        return self._sender.settings
-
-    def __repr__(self) -> str:
-        return f"TwilioWhatsAppChannel(name={self._name!r})"
 
     def content_sid(self, name: str, language: str | None) -> str | None:
         """The Content SID of template ``name`` in ``language``, its primary subtag or "default"."""
@@ -135,31 +119,10 @@ class TwilioWhatsAppChannel:
     async def send(self, message: OutboundMessage, target: str) -> Receipt:
         check_e164(target, channel=self._name)
         requests = self.requests(message, target)
-        sids: list[str] = []
-        for index, params in enumerate(requests):
-            if index == 0 and self.settings.status_callback is not None:
-                params = {**params, "status_callback": self.settings.status_callback}
-            try:
-                sids.append(await self._sender.create(target, **params))
-            except ChannelError as exc:
-                if not sids:
-                    raise
-                log.error(
-                    "whatsapp.partial_send",
-                    channel=self._name,
-                    sent_parts=len(sids),
-                    parts=len(requests),
-                    first_sid=sids[0],
-                    error=type(exc).__name__,
-                )
-                raise SentButUnknown(
-                    f"{self._name}: part {index + 1} of {len(requests)} failed after"
-                    f" {sids[0]} was accepted: {exc}"
-                ) from exc
+        if self.settings.status_callback is not None:
+            requests[0] = {**requests[0], "status_callback": self.settings.status_callback}
+        sids = await self._sender.create_parts(target, requests, event="whatsapp.partial_send")
         return Receipt(provider_message_id=sids[0])
-
-    async def aclose(self) -> None:
-        await self._sender.aclose()
 
 
 def _templates(value: object, file: str, problems: list[ConfigProblem]) -> Templates:

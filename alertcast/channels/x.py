@@ -32,30 +32,31 @@ import hashlib
 import hmac
 import secrets
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, overload
 from urllib.parse import quote, urlsplit
 
 import aiohttp
-import structlog
 
 from alertcast.channels.http_common import (
     HttpAnswer,
-    HttpClient,
     OptionReader,
     PostedParts,
     QuotaWindow,
+    ThreadedPosts,
+    by_status,
+    epoch_wait_s,
+    nothing_to_post,
+    thread_key,
 )
 from alertcast.channels.webhook import classify as classify_exchange
-from alertcast.channels.webhook import excerpt, idempotency_key, retry_after_s
-from alertcast.errors import ChannelError, Permanent, RateLimited, Transient
+from alertcast.channels.webhook import excerpt, retry_after_s
+from alertcast.errors import ChannelError, Permanent, RateLimited
 from alertcast.ports import OutboundMessage, Receipt
 
 if TYPE_CHECKING:
     from alertcast.channels.registry import ChannelContext
     from alertcast.config import ChannelConfig
-
-log = structlog.get_logger(__name__)
 
 DEFAULT_RATE_LIMIT_WAIT_S = 900.0
 """X's rate-limit windows are 15 minutes: the wait after a 429 that names no reset."""
@@ -147,23 +148,13 @@ def _detail(answer: HttpAnswer) -> str:
     return excerpt(answer.body)
 
 
-def _epoch_wait(headers: Mapping[str, str], name: str, *, now: float) -> float | None:
-    value = headers.get(name)
-    if value is None:
-        return None
-    try:
-        return max(0.0, float(value.strip()) - now)
-    except ValueError:
-        return None
-
-
 def rate_limit_wait_s(headers: Mapping[str, str], *, now: float) -> float:
     """How long a 429 asks to wait: the spent daily quota's reset, else the window's."""
     if (headers.get("x-user-limit-24hour-remaining") or "").strip() == "0":
-        daily = _epoch_wait(headers, "x-user-limit-24hour-reset", now=now)
+        daily = epoch_wait_s(headers, "x-user-limit-24hour-reset", now=now)
         if daily is not None:
             return daily
-    wait = _epoch_wait(headers, "x-rate-limit-reset", now=now)
+    wait = epoch_wait_s(headers, "x-rate-limit-reset", now=now)
     if wait is not None:
         return wait
     if headers.get("Retry-After"):
@@ -206,15 +197,13 @@ def classify(
         if "duplicate" in text.lower():
             return Permanent(f"{text}; X refuses a text identical to a recent post")
         return Permanent(f"{text}; check the app's read-and-write permission and the account")
-    if status == 408 or 500 <= status < 600:
-        return Transient(text)
-    return Permanent(text)
+    return by_status(status, text)
 
 
 # --------------------------------------------------------------------------- channel
 
 
-class XChannel:
+class XChannel(ThreadedPosts):
     """Posts from one X account; one instance per account."""
 
     kind = "x"
@@ -234,18 +223,12 @@ class XChannel:
         clock: Callable[[], float] = time.time,
         nonce: Callable[[], str] = lambda: secrets.token_hex(16),
     ) -> None:
-        self._name = name
+        super().__init__(name, timeout_s=timeout_s, session=session, clock=clock)
         self.api_url = api_url.rstrip("/")
         self._credentials = (consumer_key, consumer_secret, access_token, access_token_secret)
-        self.clock = clock
         self.nonce = nonce
-        self._http = HttpClient(timeout_s=timeout_s, session=session, clock=clock)
         self._quota = QuotaWindow(clock)
         self._posted = PostedParts()
-
-    @property
-    def name(self) -> str:
-        return self._name
 
     def __repr__(self) -> str:  # the secrets never appear in a repr or a log
         return f"XChannel(name={self._name!r}, api_url={self.api_url!r})"
@@ -274,23 +257,23 @@ class XChannel:
         error = classify(answer, url=url, now=self.clock())
         if error is not None:
             raise error
-        if (answer.headers.get("x-rate-limit-remaining") or "").strip() == "0":
-            wait = _epoch_wait(answer.headers, "x-rate-limit-reset", now=self.clock())
-            if wait:
-                self._quota.spent_until(self.clock() + wait)
-                log.info("x.quota_spent", channel=self._name, reset_in_s=round(wait, 1))
+        self._quota.note(
+            answer.headers.get("x-rate-limit-remaining"),
+            epoch_wait_s(answer.headers, "x-rate-limit-reset", now=self.clock()),
+            event="x.quota_spent",
+            channel=self._name,
+        )
         return answer
 
     async def _thread(
         self, message: OutboundMessage, target: str, *, reply_to: str | None
     ) -> list[str]:
         if not message.parts:
-            raise Permanent(f"{self._name}: nothing to post (a message without text)")
-        key = idempotency_key(message, target) + (f":reply:{reply_to}" if reply_to else "")
-        ids = self._posted.get(key)
-        parent = ids[-1] if ids else reply_to
-        for text in message.parts[len(ids) :]:
-            body: dict[str, Any] = {"text": text}
+            raise nothing_to_post(self._name)
+
+        async def post(index: int, earlier: Sequence[str]) -> str:
+            body: dict[str, Any] = {"text": message.parts[index]}
+            parent = earlier[-1] if earlier else reply_to
             if parent is not None:
                 body["reply"] = {"in_reply_to_tweet_id": parent}
             answer = await self._call("POST", "/2/tweets", body)
@@ -298,21 +281,10 @@ class XChannel:
             post_id = data.get("id") if isinstance(data, dict) else None
             if not isinstance(post_id, str) or not post_id:
                 raise Permanent(f"{self.api_url}/2/tweets accepted the post but named no id")
-            self._posted.add(key, post_id)
-            ids.append(post_id)
-            parent = post_id
-        self._posted.done(key)
-        return ids
+            return post_id
 
-    async def send(self, message: OutboundMessage, target: str) -> Receipt:
-        ids = await self._thread(message, target, reply_to=None)
-        return Receipt(provider_message_id=ids[0])
-
-    async def reply(
-        self, provider_message_id: str, message: OutboundMessage, target: str
-    ) -> Receipt:
-        ids = await self._thread(message, target, reply_to=provider_message_id)
-        return Receipt(provider_message_id=ids[0])
+        key = thread_key(message, target, reply_to)
+        return await self._posted.thread(key, len(message.parts), post)
 
     async def edit(
         self, provider_message_id: str, message: OutboundMessage, target: str
@@ -324,9 +296,6 @@ class XChannel:
         data = answer.json_object().get("data")
         if not (isinstance(data, dict) and data.get("deleted") is True):
             raise Permanent(f"{self._name}: X did not delete post {provider_message_id}")
-
-    async def aclose(self) -> None:
-        await self._http.aclose()
 
 
 def from_config(channel: ChannelConfig, context: ChannelContext) -> XChannel:
