@@ -31,10 +31,12 @@ from telegram.ext import (
     filters,
 )
 
+from alertcast.areas import AreaCatalogue
 from alertcast.bot import keyboards
-from alertcast.bot.ports import AreaSearch, RecentAlerts, Subscribers
+from alertcast.bot.ports import RecentAlerts
 from alertcast.bot.texts import LANGUAGE_NAMES, consent_text, language_of, text, topic_name
 from alertcast.subscribers.model import ACK_KINDS, LANGUAGES, TOPICS, QuietHours, Subscriber
+from alertcast.subscribers.store import SubscriberStore
 
 log = structlog.get_logger(__name__)
 
@@ -55,8 +57,8 @@ class Conversation:
     def __init__(
         self,
         channel: str,
-        store: Subscribers,
-        catalogue: AreaSearch,
+        store: SubscriberStore,
+        catalogue: AreaCatalogue,
         *,
         recent_alerts: RecentAlerts | None = None,
     ) -> None:
@@ -178,15 +180,10 @@ class Conversation:
         await message.reply_text(text("es", "choose_language"), reply_markup=keyboards.languages())
 
     async def my_alerts(self, update: Update, context: Context) -> None:
-        message = update.effective_message
-        chat = update.effective_chat
-        if message is None or chat is None:
+        found = await self._require(update, context)
+        if found is None:
             return
-        subscriber = await self._subscriber(chat.id)
-        if subscriber is None:
-            lang = await self._language(context, None, message)
-            await message.reply_text(text(lang, "not_subscribed"))
-            return
+        message, subscriber = found
         lang = language_of(subscriber.language)
         lines = [await self._settings(subscriber), ""]
         recent: list[str] = []
@@ -264,16 +261,13 @@ class Conversation:
         await message.reply_text(text(lang, "leave_confirm"), reply_markup=keyboards.leave(lang))
 
     async def help(self, update: Update, context: Context) -> None:
-        message = update.effective_message
-        chat = update.effective_chat
-        if message is None or chat is None:
-            return
-        lang = self._command_language(message) or await self._language(
-            context, await self._subscriber(chat.id)
-        )
-        await message.reply_text(text(lang, "help"))
+        await self._explain(update, context, "help")
 
     async def privacy(self, update: Update, context: Context) -> None:
+        await self._explain(update, context, "privacy")
+
+    async def _explain(self, update: Update, context: Context, name: str) -> None:
+        """Answer with the text ``name``, to anyone, in the language asked for or known."""
         message = update.effective_message
         chat = update.effective_chat
         if message is None or chat is None:
@@ -281,7 +275,7 @@ class Conversation:
         lang = self._command_language(message) or await self._language(
             context, await self._subscriber(chat.id)
         )
-        await message.reply_text(text(lang, "privacy"))
+        await message.reply_text(text(lang, name))
 
     # ------------------------------------------------------------------ typed text, location
 
@@ -291,16 +285,25 @@ class Conversation:
         chat = update.effective_chat
         if message is None or chat is None or message.text is None:
             return
-        draft = self._draft(context)
-        if draft.get("step") != "area":
-            lang = await self._language(context, await self._subscriber(chat.id))
-            await message.reply_text(text(lang, "unknown"))
+        draft = await self._choosing_area(context, message, chat.id)
+        if draft is None:
             return
-        lang = language_of(str(draft.get("language", "es")))
+        lang = _draft_language(draft)
         query = message.text.strip()[:100]
         draft["query"] = query
         reply, markup = await self._area_page(query, 0, lang)
         await message.reply_text(reply, reply_markup=markup)
+
+    async def _choosing_area(
+        self, context: Context, message: Message, chat_id: int
+    ) -> dict[str, Any] | None:
+        """The draft while an area is being chosen; else None, after pointing to the help."""
+        draft = self._draft(context)
+        if draft.get("step") == "area":
+            return draft
+        lang = await self._language(context, await self._subscriber(chat_id))
+        await message.reply_text(text(lang, "unknown"))
+        return None
 
     async def _area_page(self, query: str, offset: int, lang: str) -> tuple[str, Any]:
         found, total = await self.catalogue.search(query, offset=offset, limit=keyboards.AREA_PAGE)
@@ -321,13 +324,11 @@ class Conversation:
         chat = update.effective_chat
         if message is None or chat is None or message.location is None:
             return
-        draft = self._draft(context)
-        if draft.get("step") != "area":
-            lang = await self._language(context, await self._subscriber(chat.id))
-            await message.reply_text(text(lang, "unknown"))
+        draft = await self._choosing_area(context, message, chat.id)
+        if draft is None:
             return
         point = (float(message.location.latitude), float(message.location.longitude))
-        lang = language_of(str(draft.get("language", "es")))
+        lang = _draft_language(draft)
         await message.reply_text(text(lang, "point_received"))
         await self._place_chosen(message, chat.id, context, areas=[], point=point)
 
@@ -342,7 +343,7 @@ class Conversation:
     ) -> None:
         """An area or a point was chosen: on to the summary, or saved at once when editing."""
         draft = self._draft(context)
-        lang = language_of(str(draft.get("language", "es")))
+        lang = _draft_language(draft)
         if draft.get("mode") == "onboarding":
             draft.update(step="confirm", areas=areas, point=point)
             summary = text(
@@ -445,7 +446,7 @@ class Conversation:
         chosen.symmetric_difference_update({arg})
         topics = [t for t in TOPICS if t in chosen]
         draft["topics"] = topics
-        lang = language_of(str(draft.get("language", "es")))
+        lang = _draft_language(draft)
         await query.answer()
         await self._edit(update, self._topics_prompt(topics, lang), keyboards.topics(topics, lang))
 
@@ -455,7 +456,7 @@ class Conversation:
         query = update.callback_query
         assert query is not None
         draft = self._draft(context)
-        lang = language_of(str(draft.get("language", "es")))
+        lang = _draft_language(draft)
         if draft.get("step") != "topics":
             await query.answer()
             return
@@ -485,7 +486,7 @@ class Conversation:
         query = update.callback_query
         assert query is not None
         draft = self._draft(context)
-        lang = language_of(str(draft.get("language", "es")))
+        lang = _draft_language(draft)
         search = draft.get("query")
         if draft.get("step") != "area" or not isinstance(search, str) or not arg.isdigit():
             await query.answer(text(lang, "area_expired"))
@@ -498,7 +499,7 @@ class Conversation:
         query = update.callback_query
         assert query is not None
         draft = self._draft(context)
-        lang = language_of(str(draft.get("language", "es")))
+        lang = _draft_language(draft)
         area = await self.catalogue.get(arg) if draft.get("step") == "area" else None
         if area is None or query.message is None or not isinstance(query.message, Message):
             await query.answer(text(lang, "area_expired"))
@@ -511,7 +512,7 @@ class Conversation:
         query = update.callback_query
         assert query is not None
         draft = self._draft(context)
-        lang = language_of(str(draft.get("language", "es")))
+        lang = _draft_language(draft)
         if draft.get("mode") != "onboarding" or draft.get("step") != "confirm":
             await query.answer(text(lang, "area_expired"))
             return
@@ -632,3 +633,8 @@ def _parse_range(arg: str) -> tuple[time, time] | None:
         if arg == f"{start:%H%M}-{end:%H%M}":
             return start, end
     return None
+
+
+def _draft_language(draft: dict[str, Any]) -> str:
+    """The language chosen so far in a conversation not yet confirmed (Spanish until then)."""
+    return language_of(str(draft.get("language", "es")))

@@ -13,7 +13,7 @@ from datetime import time
 
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup
 
-from alertcast.bot.ports import AreaLike
+from alertcast.areas import Area
 from alertcast.bot.texts import LANGUAGE_NAMES, text, topic_name
 from alertcast.subscribers.model import LANGUAGES, TOPICS
 
@@ -54,7 +54,7 @@ def topics(chosen: Iterable[str], language: str) -> InlineKeyboardMarkup:
     return InlineKeyboardMarkup(rows)
 
 
-def areas(found: Sequence[AreaLike], offset: int, total: int) -> InlineKeyboardMarkup:
+def areas(found: Sequence[Area], offset: int, total: int) -> InlineKeyboardMarkup:
     """Up to a page of areas, one a row, then « » to page when there are more."""
     rows = [[_button(area.name, f"area:{area.code}")] for area in found]
     paging: list[InlineKeyboardButton] = []

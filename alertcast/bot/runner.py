@@ -34,10 +34,12 @@ from telegram import Update
 from telegram.ext import Application, ApplicationBuilder
 from telegram.request import HTTPXRequest
 
+from alertcast.areas import AreaCatalogue
 from alertcast.bot.handlers import Conversation
-from alertcast.bot.ports import AreaSearch, RecentAlerts, Subscribers
+from alertcast.bot.ports import RecentAlerts
 from alertcast.config import ChannelConfig
 from alertcast.errors import ConfigError, ConfigProblem
+from alertcast.subscribers.store import SubscriberStore
 
 log = structlog.get_logger(__name__)
 
@@ -62,8 +64,8 @@ class CitizenBot:
     def __init__(
         self,
         channel: ChannelConfig,
-        store: Subscribers,
-        catalogue: AreaSearch,
+        store: SubscriberStore,
+        catalogue: AreaCatalogue,
         *,
         recent_alerts: RecentAlerts | None = None,
         public_url: str | None = None,

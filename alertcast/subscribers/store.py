@@ -39,6 +39,7 @@ from sqlalchemy import and_, delete, false, func, select, true, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.sql.dml import Delete, Update
 from sqlalchemy.sql.elements import ColumnElement
 
 from alertcast import audit
@@ -298,8 +299,7 @@ class SubscriberStore:
                 existing = (
                     await conn.execute(
                         select(subscribers.c.id, subscribers.c.active).where(
-                            subscribers.c.channel == channel,
-                            subscribers.c.address_hash == address_hash,
+                            _address_is(channel, address_hash)
                         )
                     )
                 ).first()
@@ -356,40 +356,19 @@ class SubscriberStore:
         Audited as ``subscriber.opt_out`` with the channel, the id the row had,
         the text shown and the source; nothing that identifies the person.
         """
-        normalized, address_hash = self._key(channel, address)
-        del normalized
+        _, address_hash = self._key(channel, address)
         consent = _required("consent_text", consent_text)
         source = _required("source", source)
-        now = self._clock()
-        with database_errors("cannot erase the subscription"):
-            async with self._engine.begin() as conn:
-                await lock_alert_writes(conn)
-                gone = (
-                    await conn.execute(
-                        delete(subscribers)
-                        .where(
-                            subscribers.c.channel == channel,
-                            subscribers.c.address_hash == address_hash,
-                        )
-                        .returning(subscribers.c.id)
-                    )
-                ).first()
-                if gone is None:
-                    return False
-                subscriber_id = int(gone.id)
-                await audit.append(
-                    conn,
-                    actor=source,
-                    action=OPT_OUT_ACTION,
-                    subject=subject(subscriber_id),
-                    data={
-                        "subscriber": subscriber_id,
-                        "channel": channel,
-                        "consent_text": consent,
-                        "source": source,
-                    },
-                    at=now,
-                )
+        subscriber_id = await self._change_one(
+            delete(subscribers).where(_address_is(channel, address_hash)),
+            failure="cannot erase the subscription",
+            actor=source,
+            action=OPT_OUT_ACTION,
+            data={"consent_text": consent, "source": source},
+            now=self._clock(),
+        )
+        if subscriber_id is None:
+            return False
         log.info("subscriber.opt_out", subscriber=subscriber_id, channel=channel)
         return True
 
@@ -407,36 +386,18 @@ class SubscriberStore:
         except InvalidAddress:
             return False
         now = self._clock()
-        with database_errors("cannot deactivate the subscription"):
-            async with self._engine.begin() as conn:
-                await lock_alert_writes(conn)
-                hit = (
-                    await conn.execute(
-                        update(subscribers)
-                        .where(
-                            subscribers.c.channel == channel,
-                            subscribers.c.address_hash == address_hash,
-                            subscribers.c.active == true(),
-                        )
-                        .values(active=False, updated_at=now)
-                        .returning(subscribers.c.id)
-                    )
-                ).first()
-                if hit is None:
-                    return False
-                subscriber_id = int(hit.id)
-                await audit.append(
-                    conn,
-                    actor=actor,
-                    action=DEACTIVATED_ACTION,
-                    subject=subject(subscriber_id),
-                    data={
-                        "subscriber": subscriber_id,
-                        "channel": channel,
-                        "reason": scrub_reason(reason, normalized),
-                    },
-                    at=now,
-                )
+        subscriber_id = await self._change_one(
+            update(subscribers)
+            .where(_address_is(channel, address_hash), subscribers.c.active == true())
+            .values(active=False, updated_at=now),
+            failure="cannot deactivate the subscription",
+            actor=actor,
+            action=DEACTIVATED_ACTION,
+            data={"reason": scrub_reason(reason, normalized)},
+            now=now,
+        )
+        if subscriber_id is None:
+            return False
         log.info("subscriber.deactivated", subscriber=subscriber_id, channel=channel)
         return True
 
@@ -469,6 +430,42 @@ class SubscriberStore:
         found = await self.addresses_of(sorted(set(ids.values())))
         return {target: found[i] for target, i in ids.items() if i in found}
 
+    async def _change_one(
+        self,
+        statement: Delete | Update,
+        *,
+        failure: str,
+        actor: str,
+        action: str,
+        data: Mapping[str, Any],
+        now: datetime,
+    ) -> int | None:
+        """Erase or change one subscriber's row and audit it, in one transaction.
+
+        Returns the id of the row ``statement`` hit, or None when it hit none
+        (and then nothing is audited). Opt-out, deactivation and erasure all
+        take this path so each writes its record under the same lock, naming
+        the subscriber by id and channel only.
+        """
+        with database_errors(failure):
+            async with self._engine.begin() as conn:
+                await lock_alert_writes(conn)
+                hit = (
+                    await conn.execute(statement.returning(subscribers.c.id, subscribers.c.channel))
+                ).first()
+                if hit is None:
+                    return None
+                subscriber_id = int(hit.id)
+                await audit.append(
+                    conn,
+                    actor=actor,
+                    action=action,
+                    subject=subject(subscriber_id),
+                    data={"subscriber": subscriber_id, "channel": hit.channel, **data},
+                    at=now,
+                )
+        return subscriber_id
+
     # ------------------------------------------------------------------ reads
 
     async def get(self, channel: str, address: str) -> Subscriber | None:
@@ -477,9 +474,7 @@ class SubscriberStore:
             _, address_hash = self._key(channel, address)
         except InvalidAddress:
             return None
-        query = select(subscribers).where(
-            subscribers.c.channel == channel, subscribers.c.address_hash == address_hash
-        )
+        query = select(subscribers).where(_address_is(channel, address_hash))
         with database_errors("cannot read the subscription"):
             async with read_only(self._engine) as conn:
                 row = (await conn.execute(query)).first()
@@ -689,27 +684,16 @@ class SubscriberStore:
     async def delete(self, subscriber_id: int, *, actor: str) -> bool:
         """Erase a subscriber and their answers (an erasure request); False when there is none."""
         actor = _required("actor", actor)
-        now = self._clock()
-        with database_errors(f"cannot delete subscriber #{subscriber_id}"):
-            async with self._engine.begin() as conn:
-                await lock_alert_writes(conn)
-                gone = (
-                    await conn.execute(
-                        delete(subscribers)
-                        .where(subscribers.c.id == subscriber_id)
-                        .returning(subscribers.c.channel)
-                    )
-                ).first()
-                if gone is None:
-                    return False
-                await audit.append(
-                    conn,
-                    actor=actor,
-                    action=DELETED_ACTION,
-                    subject=subject(subscriber_id),
-                    data={"subscriber": subscriber_id, "channel": gone.channel},
-                    at=now,
-                )
+        deleted = await self._change_one(
+            delete(subscribers).where(subscribers.c.id == subscriber_id),
+            failure=f"cannot delete subscriber #{subscriber_id}",
+            actor=actor,
+            action=DELETED_ACTION,
+            data={},
+            now=self._clock(),
+        )
+        if deleted is None:
+            return False
         log.info("subscriber.deleted", subscriber=subscriber_id, actor=actor)
         return True
 
@@ -835,6 +819,11 @@ _FIELD_NAMES = {
     "quiet_tz": "quiet_hours",
 }
 """Columns as the fields people know them by, for ``subscriber.updated`` records."""
+
+
+def _address_is(channel: str, address_hash: str) -> ColumnElement[bool]:
+    """The row of one address on one channel (found by its keyed hash, never the address)."""
+    return and_(subscribers.c.channel == channel, subscribers.c.address_hash == address_hash)
 
 
 async def _row(conn: AsyncConnection, subscriber_id: int) -> Row[Any] | None:

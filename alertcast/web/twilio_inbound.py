@@ -38,84 +38,37 @@ channel (the kind picks the consent source and the answer's alphabet).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
-from typing import Any, NoReturn, Protocol
+from collections.abc import Mapping
+from typing import Any
 from xml.sax.saxutils import escape
 
 import structlog
 from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from alertcast import audit
-from alertcast.channels.twilio_common import CHANNEL_QUERY, mask
+from alertcast.areas import Area, AreaCatalogue
+from alertcast.channels.twilio_common import mask
 from alertcast.errors import StoreError
 from alertcast.sms import choose_sms_text
 from alertcast.subscribers import keyword_texts as texts
 from alertcast.subscribers.keywords import Command, parse_keyword
 from alertcast.subscribers.model import Subscriber
 from alertcast.subscribers.phones import InvalidAddress, normalize_phone
+from alertcast.subscribers.store import SubscriberStore
 
 # The signature check is the status route's, shared: one reading of Twilio's scheme.
-from alertcast.web.twilio_status import (
-    MAX_BODY_BYTES,
-    REJECTED_ACTION,
-    TwilioStatusRoute,
-)
+from alertcast.web.twilio_status import TwilioStatusRoute, audit_webhook
 
 log = structlog.get_logger(__name__)
 
 INBOUND_PATH = "/webhooks/twilio/inbound"
 INVALID_SENDER_ACTION = "webhook.invalid_sender"
-ACTOR = "provider:twilio"
 WHATSAPP_PREFIX = "whatsapp:"
 EMPTY_TWIML = '<?xml version="1.0" encoding="UTF-8"?><Response></Response>'
 AREA_SEARCH_LIMIT = 1
 """Only the best match is used: a text message cannot offer a list to choose from."""
 MAX_DROPPED_WORDS = 4
 """Trailing words dropped at most when searching the area (one search each)."""
-
-
-class NamedArea(Protocol):
-    """What the answer needs of a catalogue area."""
-
-    @property
-    def code(self) -> str: ...
-
-    @property
-    def name(self) -> str: ...
-
-
-class AreaSearch(Protocol):
-    """The part of :class:`alertcast.areas.AreaCatalogue` this route uses."""
-
-    async def search(
-        self, text: str, *, offset: int = 0, limit: int = 8
-    ) -> tuple[Sequence[NamedArea], int]: ...
-
-
-class KeywordStore(Protocol):
-    """The part of :class:`alertcast.subscribers.store.SubscriberStore` this route uses."""
-
-    async def get(self, channel: str, address: str) -> Subscriber | None: ...
-
-    async def subscribe(
-        self,
-        channel: str,
-        address: str,
-        *,
-        language: str = "es",
-        topics: Iterable[str] = (),
-        areas: Iterable[str] = (),
-        point: tuple[float, float] | None = None,
-        consent_text: str,
-        source: str,
-    ) -> Subscriber: ...
-
-    async def unsubscribe(
-        self, channel: str, address: str, *, consent_text: str, source: str
-    ) -> bool: ...
-
-    async def touch(self, subscriber_id: int) -> None: ...
 
 
 def twiml(text: str | None) -> web.Response:
@@ -137,8 +90,8 @@ class TwilioInboundRoute:
         self,
         *,
         engine: AsyncEngine,
-        store: KeywordStore,
-        catalogue: AreaSearch,
+        store: SubscriberStore,
+        catalogue: AreaCatalogue,
         auth_tokens: Mapping[str, str],
         public_url: str | None,
         channel_kinds: Mapping[str, str],
@@ -153,16 +106,7 @@ class TwilioInboundRoute:
         return f"TwilioInboundRoute(channels={sorted(self.channel_kinds)!r})"
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
-        if request.content_length is not None and request.content_length > MAX_BODY_BYTES:
-            raise web.HTTPRequestEntityTooLarge(
-                max_size=MAX_BODY_BYTES, actual_size=request.content_length
-            )
-        form = await request.post()
-        params = {key: str(value) for key, value in form.items() if isinstance(value, str)}
-        channel = request.query.get(CHANNEL_QUERY, "")
-        problem = self._signatures.signature_problem(request, channel, params)
-        if problem is not None:
-            await self._reject(request, channel, params, problem)
+        channel, params = await self._signatures.signed_form(request, INBOUND_PATH)
         sender = params.get("From", "")
         kind = self._kind(channel, sender)
         try:
@@ -258,7 +202,7 @@ class TwilioInboundRoute:
         )
         return answer
 
-    async def _find_area(self, text: str) -> NamedArea | None:
+    async def _find_area(self, text: str) -> Area | None:
         """The catalogue's best match for ``text``, forgiving words added after the name.
 
         People append the state or city (``Iztapalapa CDMX``, ``Coyoacán, Ciudad
@@ -278,29 +222,6 @@ class TwilioInboundRoute:
                 return None  # ambiguous once shortened: better no area than a wrong one
         return None
 
-    async def _reject(
-        self, request: web.Request, channel: str, params: Mapping[str, str], reason: str
-    ) -> NoReturn:
-        data: dict[str, Any] = {
-            "path": request.path,
-            "channel": channel[:100],
-            "reason": reason,
-            "remote": request.remote,
-            "message_sid": params.get("MessageSid", "")[:64],
-        }
-        log.error("twilio.webhook_rejected", **data)
-        try:
-            await audit.record(
-                self.engine,
-                actor=ACTOR,
-                action=REJECTED_ACTION,
-                subject=f"webhook:{INBOUND_PATH}",
-                data=data,
-            )
-        except StoreError as exc:
-            log.error("twilio.webhook_rejection_not_audited", error=str(exc))
-        raise web.HTTPForbidden(text="invalid signature")
-
     async def _invalid_sender(self, channel: str, params: Mapping[str, str], reason: str) -> None:
         raw = params.get("From", "").strip().removeprefix(WHATSAPP_PREFIX)
         masked = mask(raw)
@@ -315,16 +236,13 @@ class TwilioInboundRoute:
             hint="Twilio posted a message whose From is not a phone number; nothing was done",
             **data,
         )
-        try:
-            await audit.record(
-                self.engine,
-                actor=ACTOR,
-                action=INVALID_SENDER_ACTION,
-                subject=f"webhook:{INBOUND_PATH}",
-                data=data,
-            )
-        except StoreError as exc:
-            log.error("twilio.invalid_sender_not_audited", error=str(exc))
+        await audit_webhook(
+            self.engine,
+            action=INVALID_SENDER_ACTION,
+            path=INBOUND_PATH,
+            data=data,
+            failure_event="twilio.invalid_sender_not_audited",
+        )
 
 
 def _answer(kind: str, name: str, language: str, **values: str) -> str:
@@ -339,8 +257,8 @@ def add_twilio_inbound_routes(
     app: web.Application,
     *,
     engine: AsyncEngine,
-    store: KeywordStore,
-    catalogue: AreaSearch,
+    store: SubscriberStore,
+    catalogue: AreaCatalogue,
     auth_tokens: Mapping[str, str],
     public_url: str | None,
     channel_kinds: Mapping[str, str],

@@ -33,7 +33,7 @@ Register with ``add_twilio_routes(app, engine, auth_tokens, public_url)``,
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, NoReturn
 
 import structlog
 from aiohttp import web
@@ -55,6 +55,7 @@ log = structlog.get_logger(__name__)
 
 SIGNATURE_HEADER = "X-Twilio-Signature"
 REJECTED_ACTION = "webhook.rejected"
+ACTOR = "provider:twilio"
 EMPTY_TWIML = '<?xml version="1.0" encoding="UTF-8"?><Response></Response>'
 MAX_BODY_BYTES = 64 * 1024
 """A status callback is a few hundred bytes of form fields."""
@@ -96,7 +97,13 @@ class TwilioStatusRoute:
             return "signature does not match"
         return None
 
-    async def handle(self, request: web.Request) -> web.StreamResponse:
+    async def signed_form(self, request: web.Request, path: str) -> tuple[str, dict[str, str]]:
+        """The channel and form fields of a request Twilio signed, else an HTTP error.
+
+        Shared by every Twilio webhook: too large a body is 413, and a request
+        that is not Twilio's is 403 and written to the audit trail as a refusal
+        of the webhook at ``path`` (see :meth:`reject`).
+        """
         if request.content_length is not None and request.content_length > MAX_BODY_BYTES:
             raise web.HTTPRequestEntityTooLarge(
                 max_size=MAX_BODY_BYTES, actual_size=request.content_length
@@ -106,7 +113,11 @@ class TwilioStatusRoute:
         channel = request.query.get(CHANNEL_QUERY, "")
         problem = self.signature_problem(request, channel, params)
         if problem is not None:
-            return await self._reject(request, channel, params, problem)
+            await self.reject(request, channel, params, problem, path=path)
+        return channel, params
+
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        channel, params = await self.signed_form(request, STATUS_CALLBACK_PATH)
         sid = params.get("MessageSid") or params.get("SmsSid")
         status = params.get("MessageStatus") or params.get("SmsStatus")
         if not sid or not status:
@@ -135,9 +146,21 @@ class TwilioStatusRoute:
             raise web.HTTPServiceUnavailable(text="cannot record the status now") from exc
         return _twiml()
 
-    async def _reject(
-        self, request: web.Request, channel: str, params: Mapping[str, str], reason: str
-    ) -> web.StreamResponse:
+    async def reject(
+        self,
+        request: web.Request,
+        channel: str,
+        params: Mapping[str, str],
+        reason: str,
+        *,
+        path: str,
+    ) -> NoReturn:
+        """Refuse a request that is not Twilio's: logged as an error, audited, answered 403.
+
+        Someone posting forged callbacks is forging delivery reports or
+        opt-outs, so each refusal goes into the trail as ``webhook.rejected``
+        with ``webhook:PATH`` as its subject.
+        """
         data: dict[str, Any] = {
             "path": request.path,
             "channel": channel[:100],
@@ -146,17 +169,28 @@ class TwilioStatusRoute:
             "message_sid": params.get("MessageSid", "")[:64],
         }
         log.error("twilio.webhook_rejected", **data)
-        try:
-            await audit.record(
-                self.engine,
-                actor="provider:twilio",
-                action=REJECTED_ACTION,
-                subject=f"webhook:{STATUS_CALLBACK_PATH}",
-                data=data,
-            )
-        except StoreError as exc:
-            log.error("twilio.webhook_rejection_not_audited", error=str(exc))
+        await audit_webhook(
+            self.engine,
+            action=REJECTED_ACTION,
+            path=path,
+            data=data,
+            failure_event="twilio.webhook_rejection_not_audited",
+        )
         raise web.HTTPForbidden(text="invalid signature")
+
+
+async def audit_webhook(
+    engine: AsyncEngine, *, action: str, path: str, data: dict[str, Any], failure_event: str
+) -> None:
+    """Write what a Twilio webhook refused to the audit trail, as ``provider:twilio``.
+
+    A database that cannot take the record is logged as ``failure_event`` and
+    does not change the answer: Twilio is owed the same reply either way.
+    """
+    try:
+        await audit.record(engine, actor=ACTOR, action=action, subject=f"webhook:{path}", data=data)
+    except StoreError as exc:
+        log.error(failure_event, error=str(exc))
 
 
 def _twiml() -> web.Response:

@@ -30,7 +30,6 @@ Knobs: ``faults`` (one per authenticated request, ``None`` passes):
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import itertools
 import secrets
@@ -41,48 +40,34 @@ from typing import Any
 
 from aiohttp import web
 
+from tests.fakes.server import FakeServer
+
 COLLECTION = "app.bsky.feed.post"
 LINK_FEATURE = "app.bsky.richtext.facet#link"
 
 
 @dataclass
-class FakePDS:
+class FakePDS(FakeServer):
     """An aiohttp server on 127.0.0.1 hosting one account's repository."""
 
     identifier: str = "alertas.example.org"
     password: str = "abcd-efgh-ijkl-mnop"
     did: str = "did:plc:alertasfake0000000000000"
-    faults: list[str | None] = field(default_factory=list)
     records: dict[str, dict[str, Any]] = field(default_factory=dict)
     posted: list[str] = field(default_factory=list)
     deleted: list[str] = field(default_factory=list)
     sessions_created: int = 0
     refreshes: int = 0
-    url: str = ""
     _access: set[str] = field(default_factory=set)
     _refresh: set[str] = field(default_factory=set)
     _cids: dict[str, str] = field(default_factory=dict)
     _rkeys: Any = field(default_factory=lambda: itertools.count(1))
-    _runner: web.AppRunner | None = None
-    _release: asyncio.Event = field(default_factory=asyncio.Event)
 
-    async def __aenter__(self) -> FakePDS:
-        app = web.Application()
-        app.router.add_post("/xrpc/com.atproto.server.createSession", self._create_session)
-        app.router.add_post("/xrpc/com.atproto.server.refreshSession", self._refresh_session)
-        app.router.add_post("/xrpc/com.atproto.repo.createRecord", self._create_record)
-        app.router.add_post("/xrpc/com.atproto.repo.deleteRecord", self._delete_record)
-        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        self.url = f"http://127.0.0.1:{self._runner.addresses[0][1]}"
-        return self
-
-    async def __aexit__(self, *_exc: object) -> None:
-        self._release.set()
-        if self._runner is not None:
-            await self._runner.cleanup()
+    def routes(self, router: web.UrlDispatcher) -> None:
+        router.add_post("/xrpc/com.atproto.server.createSession", self._create_session)
+        router.add_post("/xrpc/com.atproto.server.refreshSession", self._refresh_session)
+        router.add_post("/xrpc/com.atproto.repo.createRecord", self._create_record)
+        router.add_post("/xrpc/com.atproto.repo.deleteRecord", self._delete_record)
 
     # ---- knobs
 
@@ -141,7 +126,7 @@ class FakePDS:
             return self.error(401, "AuthenticationRequired", "Authentication Required"), None, {}
         if token not in self._access:
             return self.error(400, "ExpiredToken", "Token has expired"), None, {}
-        fault = self.faults.pop(0) if self.faults else None
+        fault = self.next_fault()
         if fault == "rate_limited":
             reset = str(int(time.time()) + 120)
             return (
@@ -266,7 +251,7 @@ class FakePDS:
         self._cids[uri] = cid
         self.posted.append(uri)
         if fault == "timeout":
-            await asyncio.wait_for(self._release.wait(), timeout=10)
+            await self.hang()
         return self.ok(
             {
                 "uri": uri,
@@ -288,5 +273,5 @@ class FakePDS:
             self._cids.pop(f"at://{self.did}/{COLLECTION}/{rkey}", None)
             self.deleted.append(rkey)
         if fault == "timeout":
-            await asyncio.wait_for(self._release.wait(), timeout=10)
+            await self.hang()
         return self.ok({"commit": {"cid": "bafyreicommitdel" + rkey, "rev": rkey}})

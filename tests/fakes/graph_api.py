@@ -22,7 +22,6 @@ BUC header), ``user_rate_limited`` (17), ``policy_rate_limited`` (613),
 
 from __future__ import annotations
 
-import asyncio
 import itertools
 import json
 import re
@@ -31,6 +30,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
+
+from tests.fakes.server import FakeServer
 
 VERSION = re.compile(r"^v\d+\.\d+$")
 
@@ -68,39 +69,23 @@ THROTTLING = frozenset({4, 17, 32, 613})
 
 
 @dataclass
-class FakeGraph:
+class FakeGraph(FakeServer):
     """An aiohttp server on 127.0.0.1 acting as the Graph API for one Page."""
 
     page_id: str = "104857600000001"
     token: str = "page-token"
     regain_minutes: int = 5
-    faults: list[str | None] = field(default_factory=list)
     posts: dict[str, dict[str, Any]] = field(default_factory=dict)
     published: list[str] = field(default_factory=list)
     edits: list[tuple[str, str]] = field(default_factory=list)
     deleted: list[str] = field(default_factory=list)
     versions: list[str] = field(default_factory=list)
-    url: str = ""
     _ids: Any = field(default_factory=lambda: itertools.count(122100000000000001))
-    _runner: web.AppRunner | None = None
-    _release: asyncio.Event = field(default_factory=asyncio.Event)
 
-    async def __aenter__(self) -> FakeGraph:
-        app = web.Application()
-        app.router.add_post("/{version}/{page}/feed", self._publish)
-        app.router.add_post("/{version}/{node}", self._edit)
-        app.router.add_delete("/{version}/{node}", self._delete)
-        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        self.url = f"http://127.0.0.1:{self._runner.addresses[0][1]}"
-        return self
-
-    async def __aexit__(self, *_exc: object) -> None:
-        self._release.set()
-        if self._runner is not None:
-            await self._runner.cleanup()
+    def routes(self, router: web.UrlDispatcher) -> None:
+        router.add_post("/{version}/{page}/feed", self._publish)
+        router.add_post("/{version}/{node}", self._edit)
+        router.add_delete("/{version}/{node}", self._delete)
 
     def error(
         self,
@@ -149,7 +134,7 @@ class FakeGraph:
     async def _gate(
         self, request: web.Request
     ) -> tuple[web.Response | None, str | None, dict[str, Any]]:
-        fault = self.faults.pop(0) if self.faults else None
+        fault = self.next_fault()
         version = request.match_info["version"]
         if not VERSION.match(version):
             return self.error(400, 2500, "OAuthException", "Unknown path components"), None, {}
@@ -199,7 +184,7 @@ class FakeGraph:
         self.posts[post_id] = {"message": message, "link": params.get("link")}
         self.published.append(post_id)
         if fault == "timeout":
-            await asyncio.wait_for(self._release.wait(), timeout=10)
+            await self.hang()
         return web.json_response({"id": post_id})
 
     async def _edit(self, request: web.Request) -> web.Response:
@@ -217,7 +202,7 @@ class FakeGraph:
         self.posts[node]["message"] = message
         self.edits.append((node, message))
         if fault == "timeout":
-            await asyncio.wait_for(self._release.wait(), timeout=10)
+            await self.hang()
         return web.json_response({"success": True})
 
     async def _delete(self, request: web.Request) -> web.Response:
@@ -229,5 +214,5 @@ class FakeGraph:
             return self._unknown(node)
         self.deleted.append(node)
         if fault == "timeout":
-            await asyncio.wait_for(self._release.wait(), timeout=10)
+            await self.hang()
         return web.json_response({"success": True})

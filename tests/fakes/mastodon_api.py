@@ -18,7 +18,6 @@ order), ``edits`` and ``deleted``.
 
 from __future__ import annotations
 
-import asyncio
 import html
 import itertools
 from dataclasses import dataclass, field
@@ -26,6 +25,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from aiohttp import web
+
+from tests.fakes.server import FakeServer
 
 ACCOUNT = {
     "id": "109000000000000001",
@@ -63,7 +64,7 @@ FAULT_ANSWERS = {
 
 
 @dataclass
-class FakeMastodon:
+class FakeMastodon(FakeServer):
     """An aiohttp server on 127.0.0.1 (any free port) acting as one account's instance."""
 
     token: str = "mastodon-token"
@@ -71,34 +72,18 @@ class FakeMastodon:
     limit: int = 300
     remaining: int = 300
     reset_in_s: float = 300.0
-    faults: list[str | None] = field(default_factory=list)
     statuses: dict[str, dict[str, Any]] = field(default_factory=dict)
     posted: list[str] = field(default_factory=list)
     edits: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
     deleted: list[str] = field(default_factory=list)
     requests: list[tuple[str, str, dict[str, str]]] = field(default_factory=list)
-    url: str = ""
     _keys: dict[str, str] = field(default_factory=dict)
     _ids: Any = field(default_factory=lambda: itertools.count(110000000000000001))
-    _runner: web.AppRunner | None = None
-    _release: asyncio.Event = field(default_factory=asyncio.Event)
 
-    async def __aenter__(self) -> FakeMastodon:
-        app = web.Application()
-        app.router.add_post("/api/v1/statuses", self._create)
-        app.router.add_put("/api/v1/statuses/{id}", self._edit)
-        app.router.add_delete("/api/v1/statuses/{id}", self._delete)
-        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        self.url = f"http://127.0.0.1:{self._runner.addresses[0][1]}"
-        return self
-
-    async def __aexit__(self, *_exc: object) -> None:
-        self._release.set()
-        if self._runner is not None:
-            await self._runner.cleanup()
+    def routes(self, router: web.UrlDispatcher) -> None:
+        router.add_post("/api/v1/statuses", self._create)
+        router.add_put("/api/v1/statuses/{id}", self._edit)
+        router.add_delete("/api/v1/statuses/{id}", self._delete)
 
     # ---- plumbing
 
@@ -123,7 +108,7 @@ class FakeMastodon:
     async def _gate(self, request: web.Request) -> tuple[web.Response | None, str | None]:
         """Auth, quota and injected faults: an answer to return now, or the fault to apply."""
         self.requests.append((request.method, request.path, dict(request.headers)))
-        fault = self.faults.pop(0) if self.faults else None
+        fault = self.next_fault()
         if request.headers.get("Authorization") != f"Bearer {self.token}":
             return self._error(401, "The access token is invalid"), None
         if fault == "rate_limited" or self.remaining <= 0:
@@ -134,9 +119,6 @@ class FakeMastodon:
             status, text = FAULT_ANSWERS[fault]
             return self._error(status, text), None
         return None, fault
-
-    async def _hang(self) -> None:
-        await asyncio.wait_for(self._release.wait(), timeout=10)
 
     @staticmethod
     async def _params(request: web.Request) -> dict[str, Any]:
@@ -215,7 +197,7 @@ class FakeMastodon:
             self._keys[key] = status_id
         self.posted.append(status_id)
         if fault == "timeout":
-            await self._hang()
+            await self.hang()
         return self._ok(self.statuses[status_id])
 
     async def _edit(self, request: web.Request) -> web.Response:
@@ -241,7 +223,7 @@ class FakeMastodon:
         )
         self.edits.append((status_id, params))
         if fault == "timeout":
-            await self._hang()
+            await self.hang()
         return self._ok(status)
 
     async def _delete(self, request: web.Request) -> web.Response:
@@ -254,5 +236,5 @@ class FakeMastodon:
             return self._error(404, "Record not found")
         self.deleted.append(status_id)
         if fault == "timeout":
-            await self._hang()
+            await self.hang()
         return self._ok({**status, "text": html.unescape(status["content"][3:-4])})

@@ -24,7 +24,6 @@ order), ``deleted``, ``rejected_signatures``.
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import hashlib
 import hmac
@@ -35,6 +34,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
+
+from tests.fakes.server import FakeServer
 
 UNRESERVED = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~"
 
@@ -74,7 +75,7 @@ def expected_signature(
 
 
 @dataclass
-class FakeX:
+class FakeX(FakeServer):
     """An aiohttp server on 127.0.0.1 acting as X API v2 for one user-context app."""
 
     consumer_key: str = "ck-123"
@@ -84,32 +85,16 @@ class FakeX:
     limit: int = 200
     remaining: int = 200
     reset_in_s: int = 900
-    faults: list[str | None] = field(default_factory=list)
     tweets: dict[str, dict[str, Any]] = field(default_factory=dict)
     posted: list[str] = field(default_factory=list)
     deleted: list[str] = field(default_factory=list)
     rejected_signatures: int = 0
-    url: str = ""
     _nonces: set[str] = field(default_factory=set)
     _ids: Any = field(default_factory=lambda: itertools.count(1800000000000000001))
-    _runner: web.AppRunner | None = None
-    _release: asyncio.Event = field(default_factory=asyncio.Event)
 
-    async def __aenter__(self) -> FakeX:
-        app = web.Application()
-        app.router.add_post("/2/tweets", self._create)
-        app.router.add_delete("/2/tweets/{id}", self._delete)
-        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        self.url = f"http://127.0.0.1:{self._runner.addresses[0][1]}"
-        return self
-
-    async def __aexit__(self, *_exc: object) -> None:
-        self._release.set()
-        if self._runner is not None:
-            await self._runner.cleanup()
+    def routes(self, router: web.UrlDispatcher) -> None:
+        router.add_post("/2/tweets", self._create)
+        router.add_delete("/2/tweets/{id}", self._delete)
 
     def reset_epoch(self) -> int:
         return int(time.time()) + self.reset_in_s
@@ -172,7 +157,7 @@ class FakeX:
         return True
 
     async def _gate(self, request: web.Request) -> tuple[web.Response | None, str | None]:
-        fault = self.faults.pop(0) if self.faults else None
+        fault = self.next_fault()
         if fault == "unauthorized" or not self._authorized(request):
             if fault != "unauthorized":
                 self.rejected_signatures += 1
@@ -230,7 +215,7 @@ class FakeX:
         self.tweets[tweet_id] = {"id": tweet_id, "text": text, "in_reply_to": reply_to}
         self.posted.append(tweet_id)
         if fault == "timeout":
-            await asyncio.wait_for(self._release.wait(), timeout=10)
+            await self.hang()
         data = {"id": tweet_id, "text": text, "edit_history_tweet_ids": [tweet_id]}
         return web.json_response({"data": data}, status=201, headers=self._rate_headers())
 
@@ -245,5 +230,5 @@ class FakeX:
             )
         self.deleted.append(tweet_id)
         if fault == "timeout":
-            await asyncio.wait_for(self._release.wait(), timeout=10)
+            await self.hang()
         return web.json_response({"data": {"deleted": True}}, headers=self._rate_headers())
