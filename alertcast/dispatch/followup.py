@@ -304,6 +304,29 @@ def _earlier_query(deliveries_: Sequence[Delivery], dialect: str) -> Any:
     )
 
 
+async def alerts_with_a_story(engine: AsyncEngine, alert_ids: Sequence[int]) -> set[int]:
+    """Which of ``alert_ids`` continue an earlier alert (an Update, a Cancel, a follow-on).
+
+    The story of an alert is fixed once it is stored, so a worker can ask once
+    per alert and skip the look-up for every later batch of a plain first
+    Alert's fan-out.
+    """
+    if not alert_ids:
+        return set()
+    story = _story_query(sorted(set(alert_ids))).subquery("story")
+    with database_errors("cannot read which alerts continue earlier ones"):
+        async with read_only(engine) as conn:
+            return {
+                int(v) for v in (await conn.execute(select(story.c.origin).distinct())).scalars()
+            }
+
+
+def declares_follow_up(delivery: Delivery) -> bool:
+    """The message names what it replaces or its routing group (the planner's notes)."""
+    extra = delivery.message.extra
+    return bool(declared_replaces(extra)) or group_update_of(extra) is not None
+
+
 async def earlier_messages(
     engine: AsyncEngine, deliveries_: Sequence[Delivery]
 ) -> dict[int, EarlierMessage]:

@@ -88,6 +88,9 @@ class Limiter(Protocol):
 AddressResolver = Callable[[Sequence[str]], Awaitable[Mapping[str, str]]]
 """Given subscriber targets (``sub:ID``), their current addresses; the departed are absent."""
 
+STORY_CACHE_SIZE = 10_000
+"""Alerts whose "continues an earlier alert" answer a worker keeps."""
+
 RecipientGoneHook = Callable[[str, str], Awaitable[None]]
 """Called with (channel, target) after a RecipientGone outcome is committed."""
 
@@ -143,6 +146,7 @@ class Worker:
         self._addresses: dict[str, str] = {}
         self._held: set[int] = set()
         self._earlier: dict[int, followup.EarlierMessage] = {}
+        self._continues: dict[int, bool] = {}
         self._writes = _WriteQueue(engine.dialect.name == "sqlite")
         self._conn: AsyncConnection | None = None
 
@@ -199,10 +203,26 @@ class Worker:
         await self._resolve(claimed)
         if claimed:
             try:
-                self._earlier.update(await followup.earlier_messages(self.engine, claimed))
+                self._earlier.update(
+                    await followup.earlier_messages(self.engine, await self._may_follow_up(claimed))
+                )
             except StoreError as exc:  # people must still be told: plain sends then
                 log.warning("worker.follow_up_lookup_failed", worker=self.worker_id, error=str(exc))
         return claimed
+
+    async def _may_follow_up(self, claimed: list[Delivery]) -> list[Delivery]:
+        """The claimed rows that may follow up an earlier message; asks once per alert.
+
+        Most of a fan-out belongs to a plain first Alert, which continues no
+        story: knowing that per alert spares every later batch the look-up.
+        """
+        unknown = {d.alert_id for d in claimed} - self._continues.keys()
+        if unknown:
+            found = await followup.alerts_with_a_story(self.engine, sorted(unknown))
+            if len(self._continues) > STORY_CACHE_SIZE:
+                self._continues.clear()
+            self._continues.update({alert_id: alert_id in found for alert_id in unknown})
+        return [d for d in claimed if self._continues[d.alert_id] or followup.declares_follow_up(d)]
 
     async def _resolve(self, claimed: list[Delivery]) -> None:
         """Look up the addresses behind subscriber targets (``sub:ID``), a batch at a time.
