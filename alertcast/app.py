@@ -95,6 +95,26 @@ def twilio_auth_tokens(config: Config) -> dict[str, str]:
     return tokens
 
 
+def dispatch_for(
+    config: Config, engine: AsyncEngine
+) -> tuple[Dispatch, SubscriberStore | None, AreaCatalogue]:
+    """Dispatch as ``serve`` and ``alertcast worker`` both run it, with the citizens' store.
+
+    Channels open their own HTTP sessions: a send must know whether its request
+    left (webhook tracing), which the feeds' shared session does not record.
+    """
+    subscribers = subscriber_store(config, engine)
+    catalogue = AreaCatalogue(engine)
+    dispatch = build_dispatch(
+        config,
+        engine,
+        site_url=public_url(config),
+        subscribers=subscribers,
+        catalogue=catalogue,
+    )
+    return dispatch, subscribers, catalogue
+
+
 def build_ingestor(
     config: Config, repository: AlertRepository, dispatch: Dispatch | None = None
 ) -> Ingestor:
@@ -117,17 +137,7 @@ async def build_runtime(config: Config, http: aiohttp.ClientSession | None = Non
     log.info("database.ready", url=redact_url(config.database_url), revision=revision)
     engine = make_engine(config.database_url)
     try:
-        # Channels open their own HTTP sessions: a send must know whether its request
-        # left (webhook tracing), which the feeds' shared session does not record.
-        subscribers = subscriber_store(config, engine)
-        catalogue = AreaCatalogue(engine)
-        dispatch = build_dispatch(
-            config,
-            engine,
-            site_url=public_url(config),
-            subscribers=subscribers,
-            catalogue=catalogue,
-        )
+        dispatch, subscribers, catalogue = dispatch_for(config, engine)
     except Exception:
         await engine.dispose()
         raise
@@ -292,14 +302,7 @@ async def run_worker(
     engine = make_engine(config.database_url)
     dispatch: Dispatch | None = None
     try:
-        subscribers = subscriber_store(config, engine)
-        dispatch = build_dispatch(
-            config,
-            engine,
-            site_url=public_url(config),
-            subscribers=subscribers,
-            catalogue=AreaCatalogue(engine),
-        )
+        dispatch, _, _ = dispatch_for(config, engine)
         log.info("worker.process_started", worker=dispatch.worker.worker_id)
         await dispatch.run(stop, plan=plan)
     finally:

@@ -596,6 +596,10 @@ class Planner:
             added = 0
             inherited = "inherited_from" in row.decision
             audiences = [] if inherited else await self._audiences(delivery, stored, channel)
+            if replaces:
+                # Everyone told about what this replaces hears of the update or cancel,
+                # in the channel's language; the ledger skips who is already planned.
+                audiences.append((None, self._earlier_recipients(replaces, row.channel)))
             for language, targets in audiences:
                 rendering = render(
                     stored.alert,
@@ -605,34 +609,11 @@ class Planner:
                     templates=self.templates,
                     options=link,
                 )
-                message = _message(stored, rendering, delivery, replaces)
                 result = await ledger.plan(
                     self.engine,
                     alert_id=stored.id,
                     channel=row.channel,
                     targets=targets,
-                    message=message,
-                    priority=ledger_priority(delivery.priority),
-                    deadline=stored.expires_at,
-                    batch=PLAN_BATCH,
-                    group_of=self._group_of.get(row.channel),
-                )
-                added += result.inserted
-            if replaces:
-                # Everyone told about what this replaces hears of the update or cancel,
-                # in the channel's language; the ledger skips who is already planned.
-                rendering = render(
-                    stored.alert,
-                    channel,
-                    template=delivery.template,
-                    templates=self.templates,
-                    options=link,
-                )
-                result = await ledger.plan(
-                    self.engine,
-                    alert_id=stored.id,
-                    channel=row.channel,
-                    targets=self._earlier_recipients(replaces, row.channel),
                     message=_message(stored, rendering, delivery, replaces),
                     priority=ledger_priority(delivery.priority),
                     deadline=stored.expires_at,
@@ -657,7 +638,7 @@ class Planner:
 
     async def _audiences(
         self, delivery: Delivery, stored: StoredAlert, channel: ChannelConfig
-    ) -> list[tuple[str | None, AsyncIterator[str] | list[str]]]:
+    ) -> list[tuple[str | None, AsyncIterator[str] | list[str]]]:  # (language, targets)
         """(language, targets) pairs: one post for a channel post, else per subscriber language."""
         if delivery.audience.kind == CHANNEL_POST:
             target = str(channel.options.get("target", DEFAULT_POST_TARGET))
