@@ -1,0 +1,168 @@
+"""A small configuration (an SMS channel, a Telegram post, rules) and alerts for previews."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Mapping, Sequence
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from alertcast.config import Config, load_config
+from alertcast.dispatch.planner import AudienceSource
+from alertcast.dispatch.progress import channel_rate_limits
+from alertcast.domain import (
+    Alert,
+    Area,
+    Category,
+    Certainty,
+    Info,
+    MsgType,
+    Scope,
+    Severity,
+    Status,
+    Urgency,
+)
+from alertcast.preview import Previewer
+from alertcast.rules_model import Delivery
+from alertcast.store.alerts import StoredAlert
+
+SENDER = "proteccion.civil@example.mx"
+SMS_RATE = 10.0
+TELEGRAM_RATE = 20.0
+PER_SEGMENT = 0.05
+
+RULES = """
+[route]
+
+[[route.routes]]
+name = "weather-sms"
+category = "Met"
+channels = ["sms"]
+audience = { topics = ["clima"], areas = ["anywhere"] }
+approval = "one"
+continue = true
+
+[[route.routes]]
+name = "weather-post"
+category = "Met"
+channels = ["canal"]
+audience = "channel-post"
+approval = "auto"
+continue = true
+
+[[route.routes]]
+name = "quakes-reviewed"
+category = "Geo"
+channels = ["sms"]
+audience = { topics = ["sismos"], areas = ["anywhere"] }
+approval = "two"
+
+[[route.routes]]
+name = "drills"
+exercise = true
+channels = ["sms"]
+test_audience = { topics = ["simulacros"], areas = ["anywhere"] }
+approval = "one"
+"""
+
+SMS_CHANNEL = f"""
+name = "sms"
+kind = "sms"
+[options]
+language = "es"
+max_segments = 6
+transliterate = false
+rate_per_s = {SMS_RATE}
+cost_per_segment = {PER_SEGMENT}
+currency = "MXN"
+"""
+
+TELEGRAM_CHANNEL = f"""
+name = "canal"
+kind = "telegram"
+[options]
+language = "es"
+target = "@alertas"
+max_chars = 400
+rate_per_s = {TELEGRAM_RATE}
+"""
+
+
+def make_config(
+    root: Path, *, templates: Mapping[str, str] | None = None, rules: str = RULES
+) -> Config:
+    """The configuration under ``root``; ``templates`` maps a path under channels/templates."""
+    channels = root / "channels"
+    channels.mkdir()
+    (root / "feeds").mkdir()
+    (channels / "sms.toml").write_text(SMS_CHANNEL, encoding="utf-8")
+    (channels / "canal.toml").write_text(TELEGRAM_CHANNEL, encoding="utf-8")
+    for relative, text in (templates or {}).items():
+        path = channels / "templates" / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+    (root / "rules.toml").write_text(rules, encoding="utf-8")
+    config_file = root / "alertcast.toml"
+    config_file.write_text("[service]\n", encoding="utf-8")
+    return load_config(config_file)
+
+
+class CountedAudience:
+    """An audience source with a fixed number of subscribers per language; counts its calls."""
+
+    def __init__(self, per_language: Mapping[str, int]) -> None:
+        self.per_language = dict(per_language)
+        self.target_calls = 0
+
+    async def languages(self, delivery: Delivery, alert: StoredAlert) -> Sequence[str]:
+        return [language for language, n in self.per_language.items() if n]
+
+    async def targets(
+        self, delivery: Delivery, alert: StoredAlert, language: str
+    ) -> AsyncIterator[str]:
+        self.target_calls += 1
+        for number in range(self.per_language.get(language, 0)):
+            yield f"sub:{language}:{number}"
+
+
+def previewer(engine: AsyncEngine, config: Config, audience: AudienceSource | None) -> Previewer:
+    return Previewer(engine, config, audience=audience, limits=channel_rate_limits(config.channels))
+
+
+def info(**fields: Any) -> Info:
+    values: dict[str, Any] = {
+        "categories": (Category.MET,),
+        "event": "Lluvias intensas",
+        "urgency": Urgency.EXPECTED,
+        "severity": Severity.SEVERE,
+        "certainty": Certainty.LIKELY,
+        "language": "es-MX",
+        "headline": "Lluvias en la montaña",
+        "instruction": "Evite cruzar calles inundadas.",
+        "areas": (Area(area_desc="Valle de Bravo"),),
+    }
+    values.update(fields)
+    return Info(**values)
+
+
+def alert(*infos: Info, status: Status = Status.ACTUAL, identifier: str = "PRE-1") -> Alert:
+    sent = datetime.now(UTC).replace(microsecond=0)
+    return Alert(
+        identifier=identifier,
+        sender=SENDER,
+        sent=sent,
+        status=status,
+        msg_type=MsgType.ALERT,
+        scope=Scope.PUBLIC,
+        infos=tuple(
+            i if i.expires is not None else _expiring(i, sent) for i in (infos or (info(),))
+        ),
+    )
+
+
+def _expiring(item: Info, sent: datetime) -> Info:
+    from dataclasses import replace
+
+    return replace(item, expires=sent + timedelta(hours=6))
