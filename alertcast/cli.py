@@ -108,6 +108,7 @@ def _extensions() -> list[Register]:
         cli_channels,
         cli_deliveries,
         cli_feeds,
+        cli_officers,
         cli_render,
         cli_rules,
         cli_subscribers,
@@ -121,6 +122,7 @@ def _extensions() -> list[Register]:
         cli_channels.register,
         cli_subscribers.register,
         cli_areas.register,
+        cli_officers.register,
     ]
 
 
@@ -399,14 +401,22 @@ def cmd_demo(port: int, data_dir: Path | None) -> int:
             print(t("demo.telegram", url=f"{telegram.api_url}/"), file=sys.stderr)
 
             async def on_ready(runtime: Runtime) -> None:
+                bound_port = runtime.site_url.rsplit(":", 1)[1]
                 print(
-                    t(
-                        "serve.listening",
-                        host=config.service.host,
-                        port=runtime.site_url.rsplit(":", 1)[1],
-                    ),
+                    t("serve.listening", host=config.service.host, port=bound_port),
                     file=sys.stderr,
                 )
+                if runtime.officers is not None:
+                    officers = await demo.add_demo_officers(runtime.officers.users)
+                    print(
+                        t("demo.console", host=config.service.host, port=bound_port),
+                        file=sys.stderr,
+                    )
+                    for name, role, password in officers:
+                        print(
+                            t("demo.officer", name=name, role=role.value, password=password),
+                            file=sys.stderr,
+                        )
                 await demo.drip_samples(config.service.data_dir / "inbox")
 
             await serve(config, on_ready=on_ready)

@@ -69,6 +69,11 @@ CAP_CATEGORIES: frozenset[str] = frozenset(
 )
 """The CAP 1.2 ``<category>`` vocabulary, for ``mapping.category``."""
 
+DEFAULT_SENDER = "alertcast@localhost"
+"""CAP sender of composed alerts when ``[service] sender`` is not set."""
+_SENDER = re.compile(r"^[^\s,&<>\"']{1,200}$")
+"""A CAP sender: no whitespace, no comma (it is part of ``sender,identifier,sent``)."""
+
 DEFAULT_FAILURE_THRESHOLD = 3
 DEFAULT_JITTER = 0.1
 DEFAULT_MAX_BACKOFF_S = 1800.0
@@ -105,6 +110,11 @@ class ServiceSettings:
     public_url: str | None = None
     """How the public reaches this service (``https://alertas.example.gob.mx``): the base of
     links in messages, of the CAP feed and of signed provider callbacks. None: the bound address."""
+    sender: str = DEFAULT_SENDER
+    """The CAP ``sender`` of the alerts officers compose here (``alertas@example.gob.mx``)."""
+    tile_url: str | None = None
+    """The console map's tile template (``https://tiles.example.org/{z}/{x}/{y}.png``, or a path on
+    this site). None: the map draws the areas' outlines only, which works on an offline network."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -277,7 +287,9 @@ def find_config(explicit: Path | None = None) -> Path | None:
 
 
 _TOP_KEYS = frozenset({"service", "database", "cap", "paths"})
-_SERVICE_KEYS = frozenset({"host", "port", "data_dir", "log_level", "log_format", "public_url"})
+_SERVICE_KEYS = frozenset(
+    {"host", "port", "data_dir", "log_level", "log_format", "public_url", "sender", "tile_url"}
+)
 _DATABASE_KEYS = frozenset({"url"})
 _CAP_KEYS = frozenset({"max_bytes", "strict"})
 _PATHS_KEYS = frozenset({"feeds", "channels", "rules"})
@@ -341,6 +353,26 @@ def load_config(path: Path | None = None) -> Config:
     if public_url is not None and not re.match(r"^https?://[^/]+", public_url):
         problems.add(where, "service.public_url", "must be an http:// or https:// URL")
         public_url = None
+    sender = problems.get(where, service_t, "sender", str, DEFAULT_SENDER, "service.")
+    if not _SENDER.match(sender):
+        problems.add(
+            where,
+            "service.sender",
+            "must be a CAP sender such as alertas@example.gob.mx: no spaces, commas, quotes or <>&",
+        )
+        sender = DEFAULT_SENDER
+    tile_url = problems.get(where, service_t, "tile_url", str, None, "service.")
+    if tile_url is not None and not (
+        re.match(r"^(https?://[^/\s]+)?/[^\s\"'<>]*$", tile_url)
+        and all(part in tile_url for part in ("{z}", "{x}", "{y}"))
+    ):
+        problems.add(
+            where,
+            "service.tile_url",
+            "must be an http(s) URL or a path with {z}, {x} and {y}, "
+            "e.g. https://tiles.example.org/{z}/{x}/{y}.png",
+        )
+        tile_url = None
     service = ServiceSettings(
         host=problems.get(where, service_t, "host", str, "127.0.0.1", "service."),
         port=port,
@@ -348,6 +380,8 @@ def load_config(path: Path | None = None) -> Config:
         log_level=log_level.lower(),
         log_format=cast(LogFormat, log_format),
         public_url=public_url.rstrip("/") if public_url else None,
+        sender=sender,
+        tile_url=tile_url or None,
     )
 
     database_t = problems.table(where, raw, "database")

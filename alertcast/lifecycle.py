@@ -63,6 +63,7 @@ the other and never miss each other.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -76,12 +77,15 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from alertcast import audit
 from alertcast.alert_json import alert_from_json
+from alertcast.cap_writer import to_cap_xml
 from alertcast.config import FeedConfig
 from alertcast.domain import Alert, AlertKey, MsgType, Status, parse_datetime
+from alertcast.errors import StoreError
 from alertcast.store.alerts import (
     AlertState,
     IngestResult,
     StoredAlert,
+    alert_columns,
     insert_alert,
     key_matches,
     lock_alert_writes,
@@ -96,6 +100,8 @@ __all__ = [
     "Delegates",
     "LifecyclePolicy",
     "StoredMessage",
+    "activate_alert",
+    "activate_in",
     "active_alerts",
     "chain",
     "expire_due",
@@ -602,6 +608,116 @@ async def ingest_alert(
         all_warnings,
         dataclasses.replace(result, state=node.state, effects=tuple(transaction.effects)),
     )
+
+
+RELEASABLE = (AlertState.SUBMITTED, AlertState.SCHEDULED)
+"""States of a composed alert that :func:`activate_alert` may issue."""
+
+
+async def activate_alert(
+    engine: AsyncEngine,
+    alert_id: int,
+    *,
+    actor: str,
+    now: datetime,
+    policy: LifecyclePolicy | None = None,
+) -> StoredMessage:
+    """Issue a composed alert now: ``active``, with the lifecycle applied, in one transaction.
+
+    See :func:`activate_in`; this opens the transaction (taking the alert
+    writers' lock) around it.
+    """
+    with database_errors(f"cannot release alert {alert_id}"):
+        async with engine.begin() as conn:
+            await lock_alert_writes(conn)
+            return await activate_in(conn, alert_id, actor=actor, now=now, policy=policy)
+
+
+async def activate_in(
+    conn: AsyncConnection,
+    alert_id: int,
+    *,
+    actor: str,
+    now: datetime,
+    policy: LifecyclePolicy | None = None,
+) -> StoredMessage:
+    """Issue a composed alert inside the caller's transaction (which holds the writers' lock).
+
+    A composed alert (state ``submitted`` or ``scheduled``) was stored with no
+    lifecycle effects and no reference rows. Issuing it sets its CAP ``sent``
+    to ``now`` (when it was issued, to the second), rewrites the stored
+    document and its CAP XML to match, makes it ``active`` and then applies the
+    same rules as :func:`ingest_alert` for a new message: its references are
+    linked and a Cancel or Update ends what it names. ``received_at`` becomes
+    the release time too, so an interrupted planning is caught up like any
+    alert received then. Audited as ``alert.released`` (with ``actor``),
+    before the lifecycle's own records. StoreError when the alert does not
+    exist or is not in a releasable state.
+    """
+    row = (
+        await conn.execute(
+            select(alerts.c.normalized, alerts.c.state, alerts.c.source).where(
+                alerts.c.id == alert_id
+            )
+        )
+    ).first()
+    if row is None:
+        raise StoreError(f"alert {alert_id} does not exist")
+    state = AlertState(row.state)
+    if state not in RELEASABLE:
+        raise StoreError(f"alert {alert_id} is {state.value}, not waiting for release")
+    composed = alert_from_json(json.loads(row.normalized))
+    sent = now.replace(microsecond=0)
+    alert = dataclasses.replace(composed, sent=sent)
+    raw = to_cap_xml(alert)
+    await conn.execute(
+        update(alerts)
+        .where(alerts.c.id == alert_id)
+        .values(
+            **alert_columns(alert),
+            raw=raw,
+            received_at=now,
+            state=AlertState.ACTIVE.value,
+            state_changed_at=now,
+        )
+    )
+    record = await audit.append(
+        conn,
+        actor=actor,
+        action="alert.released",
+        subject=str(alert.key),
+        data={
+            "alert_id": alert_id,
+            "previous_state": state.value,
+            "source": row.source,
+            "status": alert.status.value,
+            "msg_type": alert.msg_type.value,
+            "raw_sha256": hashlib.sha256(raw).hexdigest(),
+        },
+        at=now,
+    )
+    node = _Node(
+        id=alert_id,
+        key=alert.key,
+        status=alert.status,
+        msg_type=alert.msg_type,
+        state=AlertState.ACTIVE,
+        sent_utc=alert.sent,
+        expires_at=alert.expires,
+        feed=None,
+    )
+    transaction = _Transaction(conn, now=now, actor=actor, policy=policy or LifecyclePolicy())
+    await transaction.on_new(node, _own_references(alert))
+    log.info("alert.released", alert=str(alert.key), alert_id=alert_id, actor=actor)
+    result = IngestResult(
+        key=alert.key,
+        created=True,
+        alert_id=alert_id,
+        audit_seq=record.seq,
+        state=node.state,
+        effects=tuple(transaction.effects),
+    )
+    return StoredMessage(alert, (), result)
 
 
 def _own_references(alert: Alert) -> list[AlertKey]:

@@ -11,9 +11,11 @@ meet. For each new alert in force:
    so an alert is never routed twice.
 2. **Nothing goes out that nobody approved.** A route whose ``approval`` is
    ``one`` or ``two`` stays ``awaiting_approval``; only ``auto`` routes are
-   planned at once. Approval (by people, through the console, API or CLI)
-   moves a route to ``planning``. A route deferred by quiet hours waits as
-   ``deferred`` until its time.
+   planned at once, and routes needing no more people than already approved
+   the alert (a composed alert is approved before it is released). Approval
+   (by people, through the console, API or CLI) moves a route to
+   ``planning``. A route deferred by quiet hours waits as ``deferred`` until
+   its time.
 3. **Render, then plan.** Each route in ``planning`` is rendered per language
    and its targets are streamed into the ledger (:func:`ledger.plan`,
    idempotent), after which the route is ``planned``. A template that fails
@@ -62,6 +64,7 @@ from alertcast.store.alerts import AlertRepository, AlertState, StoredAlert, loc
 from alertcast.store.engine import database_errors, read_only
 from alertcast.store.silences import SilenceRepository
 from alertcast.store.tables import (
+    alert_approvals,
     alert_references,
     alerts,
     deliveries,
@@ -154,8 +157,14 @@ class DispatchResult:
     deliveries: int = 0
 
 
-def _route_state(delivery: Delivery, now: datetime) -> str:
-    if delivery.approval is not Approval.AUTO:
+def _route_state(delivery: Delivery, now: datetime, approvals: int = 0) -> str:
+    """Where a routed delivery starts: held for people, deferred, or planned now.
+
+    ``approvals`` is how many distinct people approved the alert already (a
+    composed alert is approved before it is released): a route needing no
+    more than that is not held a second time.
+    """
+    if delivery.approval.people > approvals:
         return "awaiting_approval"
     if delivery.deferred_until is not None and delivery.deferred_until > now:
         return "deferred"
@@ -497,12 +506,13 @@ class Planner:
         now: datetime,
         inherited: Sequence[Mapping[str, Any]] = (),
     ) -> bool:
+        approvals = await self._approvals(stored.id)
         routes = [
             {
                 "alert_id": stored.id,
                 "route": d.route,
                 "channel": d.channel,
-                "state": _route_state(d, now),
+                "state": _route_state(d, now, approvals),
                 "approval": d.approval.value,
                 "decision": audit.canonical_json(d.to_json()),
                 "detail": None,
@@ -517,7 +527,7 @@ class Planner:
                     "alert_id": stored.id,
                     "route": data["route"],
                     "channel": data["channel"],
-                    "state": _route_state(_delivery(data), now),
+                    "state": _route_state(_delivery(data), now, approvals),
                     "approval": data["approval"],
                     "decision": audit.canonical_json(data),
                     "detail": None,
@@ -571,6 +581,15 @@ class Planner:
             suppressed=len(decision.suppressed),
         )
         return True
+
+    async def _approvals(self, alert_id: int) -> int:
+        """How many distinct people approved the alert (``alert_approvals``)."""
+        query = select(func.count(func.distinct(alert_approvals.c.user_name))).where(
+            alert_approvals.c.alert_id == alert_id, alert_approvals.c.decision == "approve"
+        )
+        with database_errors(f"cannot read the approvals of alert {alert_id}"):
+            async with read_only(self.engine) as conn:
+                return int((await conn.execute(query)).scalar_one())
 
     # ------------------------------------------------------------------ planning
 

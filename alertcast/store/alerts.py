@@ -60,6 +60,31 @@ class AlertState(StrEnum):
     """It left its issuer's index of current alerts before expiring, with no Cancel."""
     EXPIRED = "expired"
     """Its ``expires`` time passed."""
+    DRAFT = "draft"
+    """Composed by an officer and still being edited; nothing reads it but the desk."""
+    SUBMITTED = "submitted"
+    """Composed and waiting for its approvals."""
+    SCHEDULED = "scheduled"
+    """Approved, and released at ``scheduled_for``."""
+    REJECTED = "rejected"
+    """An approver refused it (``review_reason`` says why); final."""
+    DISCARDED = "discarded"
+    """Withdrawn by an officer before anything went out; final."""
+
+
+COMPOSED_STATES = (
+    AlertState.DRAFT,
+    AlertState.SUBMITTED,
+    AlertState.SCHEDULED,
+    AlertState.REJECTED,
+    AlertState.DISCARDED,
+)
+"""States only a composed alert has: it is not yet (or never was) issued.
+
+Such a row has no lifecycle effects and no ``alert_references`` rows; routing,
+the public feed and the lifecycle only read ``active`` alerts, so it stays
+invisible to them until :func:`alertcast.lifecycle.activate_alert` issues it.
+"""
 
 
 @dataclass(frozen=True, slots=True)
@@ -284,6 +309,56 @@ async def insert_alert(
         },
     )
     return IngestResult(key=key, created=True, alert_id=alert_id, audit_seq=record.seq)
+
+
+def alert_columns(alert: Alert) -> dict[str, Any]:
+    """The columns that are read back from ``alert`` itself (key, status, document, expiry)."""
+    if alert.sent.tzinfo is None:
+        raise ValueError(f"alert {alert.identifier!r} has a naive sent time")
+    return {
+        "sender": alert.sender,
+        "identifier": alert.identifier,
+        "sent": alert.sent.isoformat(),
+        "sent_utc": alert.sent,
+        "status": alert.status.value,
+        "msg_type": alert.msg_type.value,
+        "normalized": _canonical(alert_to_json(alert)),
+        "expires_at": alert.expires,
+    }
+
+
+async def insert_composed(
+    conn: AsyncConnection,
+    alert: Alert,
+    *,
+    source: str,
+    created_by: str,
+    now: datetime,
+    state: AlertState = AlertState.DRAFT,
+) -> int:
+    """Insert an alert an officer composed, in ``state``; its row id.
+
+    No lifecycle rule, no reference rows and no ``alert.ingested`` record: the
+    alert is not issued yet (the desk audits the draft itself). A key already
+    stored raises StoreError; composed identifiers are generated unique.
+    """
+    values = {
+        **alert_columns(alert),
+        "cap_version": "1.2",
+        "source": source,
+        "raw": None,
+        "warnings": "[]",
+        "received_at": now,
+        "feed": None,
+        "thread": None,
+        "state": state.value,
+        "state_changed_at": now,
+        "created_by": created_by,
+    }
+    alert_id = await _insert_if_new(conn, values)
+    if alert_id is None:
+        raise StoreError(f"alert {alert.key} is already stored")
+    return alert_id
 
 
 async def _insert_if_new(conn: AsyncConnection, values: dict[str, Any]) -> int | None:

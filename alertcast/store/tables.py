@@ -103,6 +103,16 @@ alerts = Table(
     ),
     Column("state_changed_at", UtcDateTime, nullable=True),
     Column("expires_at", UtcDateTime, nullable=True, comment="Alert.expires, for active queries"),
+    Column("created_by", Text, nullable=True, comment="user who composed it; NULL for feeds"),
+    Column(
+        "approvals_required",
+        Integer,
+        nullable=True,
+        comment="distinct approvals a composed alert needs, fixed when submitted",
+    ),
+    Column("scheduled_for", UtcDateTime, nullable=True, comment="release time of a scheduled one"),
+    Column("submitted_at", UtcDateTime, nullable=True),
+    Column("review_reason", Text, nullable=True, comment="why it was rejected"),
     UniqueConstraint("sender", "identifier", "sent_utc"),
     Index("ix_alerts_sent_utc", "sent_utc"),
     Index("ix_alerts_feed_thread", "feed", "thread"),
@@ -425,3 +435,64 @@ areas = Table(
     Index("ix_areas_scheme_value", "scheme", "value"),
 )
 """The area catalogue: places people subscribe to by name (see alertcast.areas)."""
+
+ROLES = ("viewer", "officer", "approver", "admin")
+"""The officers' roles, lowest first (see :mod:`alertcast.officers.roles`)."""
+
+users = Table(
+    "users",
+    metadata,
+    Column("id", _AutoId, primary_key=True, autoincrement=True),
+    Column("name", String(64), nullable=False, comment="login name, [a-z0-9._-]"),
+    Column("display_name", Text, nullable=False),
+    Column("role", String(16), nullable=False, comment="viewer, officer, approver or admin"),
+    Column("password_hash", Text, nullable=True, comment="argon2id; NULL: no console login"),
+    Column("disabled", Boolean, nullable=False, server_default=false()),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
+    Column("last_login_at", UtcDateTime, nullable=True),
+    UniqueConstraint("name"),
+)
+"""Duty officers and the others who use the console, the API or the CLI."""
+
+api_tokens = Table(
+    "api_tokens",
+    metadata,
+    Column("id", _AutoId, primary_key=True, autoincrement=True),
+    Column("user_id", BigInteger, ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    Column("label", Text, nullable=False),
+    Column("role", String(16), nullable=False, comment="at most the user's role"),
+    Column("token_hash", String(64), nullable=False, comment="hex SHA-256 of the token"),
+    Column("prefix", String(16), nullable=False, comment="first characters, to recognise it"),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("last_used_at", UtcDateTime, nullable=True),
+    Column("revoked_at", UtcDateTime, nullable=True),
+    UniqueConstraint("token_hash"),
+)
+"""API tokens, stored hashed: the token itself is shown once, when created."""
+
+web_sessions = Table(
+    "web_sessions",
+    metadata,
+    Column("id_hash", String(64), primary_key=True, comment="hex SHA-256 of the cookie value"),
+    Column("user_id", BigInteger, ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    Column("csrf_token", Text, nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("last_seen_at", UtcDateTime, nullable=False),
+    Column("expires_at", UtcDateTime, nullable=False),
+    Index("ix_web_sessions_expires_at", "expires_at"),
+)
+"""Console logins, stored hashed: a copy of the table lets nobody log in."""
+
+alert_approvals = Table(
+    "alert_approvals",
+    metadata,
+    Column("id", _AutoId, primary_key=True, autoincrement=True),
+    Column("alert_id", BigInteger, ForeignKey("alerts.id", ondelete="CASCADE"), nullable=False),
+    Column("user_name", String(64), nullable=False),
+    Column("decision", String(8), nullable=False, comment="approve or reject"),
+    Column("reason", Text, nullable=True),
+    Column("at", UtcDateTime, nullable=False),
+    UniqueConstraint("alert_id", "user_name"),
+)
+"""Each person's decision on an alert: one per person, so nobody counts twice."""
