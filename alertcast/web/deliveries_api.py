@@ -6,10 +6,12 @@ current rate and the ETA, and the totals. 404 (``application/problem+json``)
 when there is no such alert; an alert that exists with no deliveries yet is a
 200 with no channels, so a dashboard can poll from the moment it is stored.
 
-Read-only and unauthenticated for now: it answers with counts and rates only,
-never a target, a payload or an error text, so it discloses who is being
-alerted to nobody. Access control arrives with users and tokens; until then
-serve it only where the status page may be seen.
+It answers with counts and rates only, never a target, a payload or an error
+text. The officers' API (:func:`alertcast.web.api.routes.add_api_routes`)
+mounts :meth:`ProgressEndpoint.handle` behind a viewer's credentials;
+:func:`add_deliveries_routes` mounts it without any, for an application that
+has no officers' API, and must not be used together with it (the path would
+be routed twice).
 """
 
 from __future__ import annotations
