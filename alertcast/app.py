@@ -34,6 +34,8 @@ from alertcast.feeds.drop_folder import DropFolderFeed
 from alertcast.feeds.http import HttpFetcher, make_session
 from alertcast.feeds.poller import Poller
 from alertcast.ingest import Ingestor
+from alertcast.officers.services import OfficeServices, office_services
+from alertcast.officers.workflow import AlertDesk
 from alertcast.store.alerts import AlertRepository
 from alertcast.store.engine import make_engine, redact_url
 from alertcast.store.feed_state import FeedStateRepository
@@ -46,6 +48,8 @@ log = structlog.get_logger(__name__)
 
 EXPIRY_SWEEP_S = 30.0
 """How often alerts past their ``expires`` are marked expired."""
+RELEASE_SWEEP_S = 5.0
+"""How often approved alerts scheduled for later are checked for release."""
 
 
 @dataclass
@@ -63,6 +67,7 @@ class Runtime:
     dispatch: Dispatch | None = None
     subscribers: SubscriberStore | None = None
     catalogue: AreaCatalogue | None = None
+    officers: OfficeServices | None = None
 
 
 def subscriber_store(config: Config, engine: AsyncEngine) -> SubscriberStore | None:
@@ -148,6 +153,13 @@ async def build_runtime(config: Config, http: aiohttp.ClientSession | None = Non
         for feed in config.feeds
         if feed.enabled and feed.kind == "cap-dir"
     ]
+    officers = office_services(
+        config,
+        engine,
+        planner=dispatch.planner,
+        subscribers=subscribers,
+        catalogue=catalogue,
+    )
     return Runtime(
         config,
         engine,
@@ -158,6 +170,7 @@ async def build_runtime(config: Config, http: aiohttp.ClientSession | None = Non
         dispatch=dispatch,
         subscribers=subscribers,
         catalogue=catalogue,
+        officers=officers,
     )
 
 
@@ -206,6 +219,8 @@ async def serve(
             area_catalogue=runtime.catalogue,
             channel_kinds={c.name: c.kind for c in config.channels},
             extra_routes=[route for bot in bots for route in bot.aiohttp_routes()],
+            officers=runtime.officers,
+            tile_url=config.service.tile_url,
         )
         runner = web.AppRunner(web_app, access_log=None)
         await runner.setup()
@@ -229,6 +244,9 @@ async def serve(
                 group.create_task(runtime.poller.run(), name="poller"),
                 group.create_task(_expire_periodically(runtime.engine), name="expiry"),
             ]
+            if runtime.officers is not None:
+                desk = runtime.officers.desk
+                tasks.append(group.create_task(_release_periodically(desk), name="scheduled"))
             if runtime.dispatch is not None:
                 # Not cancelled below: on stop the worker drains its sends in flight
                 # within its bound and releases its leases by itself.
@@ -279,6 +297,16 @@ async def _expire_periodically(engine: AsyncEngine, every_s: float = EXPIRY_SWEE
             await lifecycle.expire_due(engine, now=datetime.now(UTC))
         except Exception:  # the sweep must survive a database hiccup; it is logged
             log.exception("lifecycle.expiry_failed")
+        await asyncio.sleep(every_s)
+
+
+async def _release_periodically(desk: AlertDesk, every_s: float = RELEASE_SWEEP_S) -> None:
+    """Release approved alerts whose scheduled time came, now and then, until cancelled."""
+    while True:
+        try:
+            await desk.release_due()
+        except Exception:  # the sweep must survive a database hiccup; it is logged
+            log.exception("officers.release_failed")
         await asyncio.sleep(every_s)
 
 

@@ -45,6 +45,14 @@ MESSAGES: dict[str, dict[str, str]] = {
         "en": "Telegram (fake): watch the bot's posts at {url}",
         "es": "Telegram (simulado): vea las publicaciones del bot en {url}",
     },
+    "demo.console": {
+        "en": "officers' console: http://{host}:{port}/console/ — sign in as",
+        "es": "consola de oficiales: http://{host}:{port}/console/ — entre como",
+    },
+    "demo.officer": {
+        "en": "  {name} ({role}), password {password}",
+        "es": "  {name} ({role}), contraseña {password}",
+    },
     "progress.parse": {"en": "parsing", "es": "analizando"},
     "progress.verify": {"en": "verifying", "es": "verificando"},
     "status.alert": {"en": "alert {alert_id}", "es": "alerta {alert_id}"},

@@ -14,6 +14,7 @@ bot, a token or a network.
 from __future__ import annotations
 
 import asyncio
+import secrets
 import shutil
 from importlib import resources
 from pathlib import Path
@@ -21,6 +22,8 @@ from pathlib import Path
 import structlog
 
 from alertcast.demo.fake_telegram import FakeTelegramAPI
+from alertcast.officers.roles import Role
+from alertcast.officers.users import UserStore
 
 log = structlog.get_logger(__name__)
 
@@ -75,6 +78,15 @@ test_only = true  # a channel for drills: the fake Bot API reaches nobody
 token = "{token_env}"
 """
 
+OFFICERS_CHANNEL_TOML = """\
+name = "console-officers"
+kind = "console"
+description = "Officers' Actual alerts in the demo: to the log and data/outbox; reaches nobody"
+
+[options]
+language = "es"
+"""
+
 RULES_TOML = """\
 # Demo routing: every drill goes to the console channel and to the fake Telegram
 # channel, both of which reach nobody. Real routes reach the public only after one
@@ -88,7 +100,17 @@ channels = ["console", "telegram-demo"]
 exercise = true
 test_audience = "channel-post"
 approval = "auto"
+
+[[route.routes]]
+name = "officers"
+description = "Actual alerts composed in the console, after a second person approves them"
+channels = ["console-officers"]
+status = ["Actual"]
+approval = "one"
 """
+
+DEMO_OFFICERS = (("oficial", Role.OFFICER), ("supervisora", Role.APPROVER))
+"""The demo's duty officer, who composes, and approver, who approves (two people)."""
 
 
 def fake_telegram() -> FakeTelegramAPI:
@@ -117,8 +139,27 @@ def write_demo_config(root: Path, port: int, telegram_api_url: str) -> Path:
         ),
         encoding="utf-8",
     )
+    (root / "channels" / "console-officers.toml").write_text(
+        OFFICERS_CHANNEL_TOML, encoding="utf-8"
+    )
     (root / "rules.toml").write_text(RULES_TOML, encoding="utf-8")
     return config
+
+
+async def add_demo_officers(users: UserStore) -> list[tuple[str, Role, str]]:
+    """Create the demo's officer and approver with fresh random passwords, returned once.
+
+    The passwords are printed for the person running the demo and stored only
+    hashed, like any other; a fresh demo folder gets fresh ones.
+    """
+    created: list[tuple[str, Role, str]] = []
+    for name, role in DEMO_OFFICERS:
+        if await users.get(name) is not None:
+            continue
+        password = secrets.token_urlsafe(9)
+        await users.add(name, role, password=password, actor="system:demo")
+        created.append((name, role, password))
+    return created
 
 
 def sample_names() -> list[str]:

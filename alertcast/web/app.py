@@ -1,6 +1,9 @@
 """aiohttp application: ``/healthz``, ``/readyz``, a read-only status page at ``/``,
-``GET /api/v1/alerts/{id}/progress`` (see ``deliveries_api``) and, when push feeds
-are configured, ``POST /api/v1/ingest/cap`` (see ``ingest_api``).
+the public CAP feed, provider webhooks, when push feeds are configured
+``POST /api/v1/ingest/cap`` (see ``ingest_api``), and, with the officers'
+services, the duty officers' API under ``/api/v1`` (see ``web.api``) and
+console under ``/console`` (see ``web.console``), both behind
+:func:`alertcast.web.auth.auth_middleware`.
 
 ``/healthz`` answers while the process lives (for restarts); ``/readyz``
 answers 200 only when the database is reachable and its schema is current
@@ -22,10 +25,15 @@ from alertcast.areas import AreaCatalogue
 from alertcast.config import FeedConfig
 from alertcast.domain import Status
 from alertcast.ingest import Ingestor
+from alertcast.officers.services import OfficeServices
 from alertcast.store.alerts import AlertRepository
 from alertcast.store.engine import read_only
 from alertcast.store.migrate import is_current
 from alertcast.subscribers.store import SubscriberStore
+from alertcast.web.api.routes import add_api_routes
+from alertcast.web.auth import auth_middleware
+from alertcast.web.console import CSRF_EXEMPT
+from alertcast.web.console.routes import add_console_routes
 from alertcast.web.deliveries_api import add_deliveries_routes
 from alertcast.web.ingest_api import add_push_route
 from alertcast.web.public import add_public_routes
@@ -34,6 +42,7 @@ from alertcast.web.twilio_status import add_twilio_routes
 
 ENGINE: web.AppKey[AsyncEngine] = web.AppKey("engine", AsyncEngine)
 REPOSITORY: web.AppKey[AlertRepository] = web.AppKey("repository", AlertRepository)
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 async def healthz(_request: web.Request) -> web.Response:
@@ -77,6 +86,7 @@ td,th{{border-bottom:1px solid #ccc;padding:.4rem;text-align:left}}
 .drill{{background:#fff3cd}} .actual{{background:#f8d7da}} small{{color:#555}}
 </style></head><body>
 <h1>alertcast <small>{version}</small></h1>
+<p><a href="/console/">Consola de oficiales / Officers' console</a></p>
 <p>Alertas recibidas / Alerts received: <b>{count}</b> ·
 Registros de auditoría / Audit records: <b>{audit_count}</b></p>
 <table><thead><tr><th>Estado / Status</th><th>Tipo / Type</th><th>Evento / Event</th>
@@ -121,9 +131,8 @@ async def index(request: web.Request) -> web.Response:
 
 
 @web.middleware
-async def security_headers(
-    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
-) -> web.StreamResponse:
+async def security_headers(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Headers every answer carries; the console sets its own, stricter policy."""
     response = await handler(request)
     response.headers.setdefault("X-Content-Type-Options", "nosniff")
     response.headers.setdefault("X-Frame-Options", "DENY")
@@ -147,20 +156,32 @@ def make_web_app(
     area_catalogue: AreaCatalogue | None = None,
     channel_kinds: Mapping[str, str] | None = None,
     extra_routes: Sequence[web.RouteDef] = (),
+    officers: OfficeServices | None = None,
+    tile_url: str | None = None,
 ) -> web.Application:
     """The web application; the push route exists only when there are push feeds.
 
     ``site_url`` is how the public reaches the service (links in the CAP feed;
     the URL Twilio signs its callbacks over). ``twilio_auth_tokens`` maps each
     Twilio channel to its auth token, for validating status callbacks.
+    ``officers`` adds the duty officers' API and console; without it the
+    progress endpoint is served alone, unauthenticated (counts only).
+    ``tile_url`` is the console map's tile template (None: outlines only).
     """
-    app = web.Application(middlewares=[security_headers], client_max_size=6 * 1024 * 1024)
+    middlewares: list[Any] = [security_headers]
+    if officers is not None:
+        middlewares.append(auth_middleware(officers, csrf_exempt=CSRF_EXEMPT))
+    app = web.Application(middlewares=middlewares, client_max_size=6 * 1024 * 1024)
     app[ENGINE] = engine
     app[REPOSITORY] = repository
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/", index)
-    add_deliveries_routes(app, engine, limits=channel_limits)
+    if officers is None:
+        add_deliveries_routes(app, engine, limits=channel_limits)
+    else:
+        add_api_routes(app, officers)
+        add_console_routes(app, officers, tile_url=tile_url)
     add_public_routes(app, engine, site_url or "")
     if twilio_auth_tokens:
         add_twilio_routes(app, engine, twilio_auth_tokens, site_url)
