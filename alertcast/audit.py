@@ -148,7 +148,8 @@ class AuditRecord:
         }
 
 
-def _record_from_row(row: Row[Any]) -> AuditRecord:
+def record_from_row(row: Row[Any]) -> AuditRecord:
+    """The row of a ``select(audit_log)`` as a record, for every reader of the trail."""
     return AuditRecord(
         seq=int(row.seq),
         at=row.at,
@@ -266,7 +267,7 @@ async def _fetch_batch(engine: AsyncEngine, after_seq: int, limit: int) -> list[
     )
     with database_errors("cannot read the audit trail"):
         async with read_only(engine) as conn:
-            return [_record_from_row(row) for row in await conn.execute(query)]
+            return [record_from_row(row) for row in await conn.execute(query)]
 
 
 async def iter_records(
@@ -284,7 +285,7 @@ async def tail(engine: AsyncEngine, n: int = 20) -> list[AuditRecord]:
     query = select(audit_log).order_by(audit_log.c.seq.desc()).limit(n)
     with database_errors("cannot read the audit trail"):
         async with read_only(engine) as conn:
-            return [_record_from_row(row) for row in await conn.execute(query)][::-1]
+            return [record_from_row(row) for row in await conn.execute(query)][::-1]
 
 
 async def count(engine: AsyncEngine) -> int:

@@ -31,6 +31,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
+from alertcast.cli_options import with_config
 from alertcast.config import ChannelConfig, Config, load_config
 from alertcast.errors import AlertcastError, ChannelError, ConfigError
 from alertcast.i18n import t
@@ -55,10 +56,6 @@ _NOT_TESTABLE = frozenset({"cap"})
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add ``channels list``, ``channels check`` and ``channels send-test``."""
-
-    def with_config(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
-        p.add_argument("--config", type=Path, help="alertcast.toml (default: ./alertcast.toml)")
-        return p
 
     parser = sub.add_parser("channels", help="the configured channels: list, check, send a test")
     actions = parser.add_subparsers(dest="channels_command", required=True, metavar="ACTION")

@@ -17,15 +17,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import getpass
 import json
 import os
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import TYPE_CHECKING, Any, Protocol, TextIO
 
+from alertcast.cli_options import actor_of, with_actor, with_config
 from alertcast.config import Config, load_config
 from alertcast.errors import ConfigError
 from alertcast.i18n import language
@@ -153,13 +153,8 @@ def _out(text: object) -> None:
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add ``users``, ``tokens``, ``send``, ``approve``, ``reject`` and ``cancel``."""
 
-    def with_config(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
-        p.add_argument("--config", type=Path, help="alertcast.toml (default: ./alertcast.toml)")
-        return p
-
-    def with_actor(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
-        p.add_argument("--actor", help="who does this, for the audit trail (default: login name)")
-        return with_config(p)
+    def acting(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
+        return with_config(with_actor(p))
 
     def with_user(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
         p.add_argument("--user", help=f"the officer acting (default: ${USER_ENV})")
@@ -167,7 +162,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
     parser = sub.add_parser("users", help="people who use the console, the API and the CLI")
     actions = parser.add_subparsers(dest="users_command", required=True, metavar="ACTION")
-    p = with_actor(actions.add_parser("add", help="add a user"))
+    p = acting(actions.add_parser("add", help="add a user"))
     p.add_argument("name", metavar="NAME")
     p.add_argument("--role", required=True, choices=ROLES)
     p.add_argument("--display-name", help="the name shown in the console")
@@ -180,21 +175,21 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = with_config(actions.add_parser("list", help="list users"))
     p.add_argument("--json", action="store_true", help="one JSON object per user")
     p.set_defaults(func=cmd_users_list)
-    p = with_actor(actions.add_parser("disable", help="lock a user out everywhere"))
+    p = acting(actions.add_parser("disable", help="lock a user out everywhere"))
     p.add_argument("name", metavar="NAME")
     p.set_defaults(func=cmd_users_disable)
-    p = with_actor(actions.add_parser("password", help="set a console password from stdin"))
+    p = acting(actions.add_parser("password", help="set a console password from stdin"))
     p.add_argument("name", metavar="NAME")
     p.set_defaults(func=cmd_users_password)
 
     parser = sub.add_parser("tokens", help="API tokens: create (shown once), revoke, list")
     actions = parser.add_subparsers(dest="tokens_command", required=True, metavar="ACTION")
-    p = with_actor(actions.add_parser("create", help="create a token and print it once"))
+    p = acting(actions.add_parser("create", help="create a token and print it once"))
     p.add_argument("--user", required=True, help="whose token")
     p.add_argument("--role", choices=ROLES, help="a lower role than the user's (default: theirs)")
     p.add_argument("--label", default="", help="what the token is for")
     p.set_defaults(func=cmd_tokens_create)
-    p = with_actor(actions.add_parser("revoke", help="revoke a token for good"))
+    p = acting(actions.add_parser("revoke", help="revoke a token for good"))
     p.add_argument("token_id", type=int, metavar="ID")
     p.set_defaults(func=cmd_tokens_revoke)
     p = with_config(actions.add_parser("list", help="list tokens (never the tokens themselves)"))
@@ -252,16 +247,6 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 # --------------------------------------------------------------------------- plumbing
 
 
-def _actor(args: argparse.Namespace) -> str:
-    given = (getattr(args, "actor", None) or "").strip()
-    if given:
-        return given
-    try:
-        return f"cli:{getpass.getuser()}"
-    except (OSError, KeyError):
-        return "cli:unknown"
-
-
 async def _engine(config: Config) -> AsyncEngine:
     from alertcast.store.engine import make_engine
     from alertcast.store.migrate import upgrade
@@ -287,6 +272,25 @@ def _run(args: argparse.Namespace, work: Callable[[Config, AsyncEngine], Awaitab
             await engine.dispose()
 
     return asyncio.run(main())
+
+
+class _Listed(Protocol):
+    def to_json(self) -> dict[str, Any]: ...
+
+
+def _printed_plainly(items: Sequence[_Listed], *, as_json: bool, none: str) -> bool:
+    """Print a listing that needs no table: JSON lines, or the ``none`` message when empty.
+
+    True when that was all there was to print; False leaves the table to the caller.
+    """
+    if as_json:
+        for item in items:
+            _out(json.dumps(item.to_json(), ensure_ascii=False))
+        return True
+    if not items:
+        _out(_t(none))
+        return True
+    return False
 
 
 def _read_password(stream: TextIO) -> str | None:
@@ -318,7 +322,7 @@ def cmd_users_add(args: argparse.Namespace) -> int:
             Role(args.role),
             password=password,
             display_name=args.display_name,
-            actor=_actor(args),
+            actor=actor_of(args),
         )
         with_password = _t("user.with_password") if user.has_password else ""
         _out(_t("user.added", name=user.name, role=user.role.value, password=with_password))
@@ -332,12 +336,7 @@ def cmd_users_list(args: argparse.Namespace) -> int:
         from alertcast.officers.users import UserStore
 
         users = await UserStore(engine).list()
-        if args.json:
-            for user in users:
-                _out(json.dumps(user.to_json(), ensure_ascii=False))
-            return EXIT_OK
-        if not users:
-            _out(_t("users.none"))
+        if _printed_plainly(users, as_json=args.json, none="users.none"):
             return EXIT_OK
         width = max(len(u.name) for u in users)
         for user in users:
@@ -354,7 +353,7 @@ def cmd_users_disable(args: argparse.Namespace) -> int:
     async def work(config: Config, engine: AsyncEngine) -> int:
         from alertcast.officers.users import UserStore
 
-        user = await UserStore(engine).disable(args.name, actor=_actor(args))
+        user = await UserStore(engine).disable(args.name, actor=actor_of(args))
         _out(_t("user.disabled", name=user.name))
         return EXIT_OK
 
@@ -370,7 +369,7 @@ def cmd_users_password(args: argparse.Namespace) -> int:
     async def work(config: Config, engine: AsyncEngine) -> int:
         from alertcast.officers.users import UserStore
 
-        await UserStore(engine).set_password(args.name, password, actor=_actor(args))
+        await UserStore(engine).set_password(args.name, password, actor=actor_of(args))
         _out(_t("user.password_set", name=args.name))
         return EXIT_OK
 
@@ -387,7 +386,7 @@ def cmd_tokens_create(args: argparse.Namespace) -> int:
 
         role = Role(args.role) if args.role else None
         token, info = await TokenStore(engine).create(
-            args.user, role=role, label=args.label, actor=_actor(args)
+            args.user, role=role, label=args.label, actor=actor_of(args)
         )
         _err(_t("token.created", id=info.id, user=info.user, role=info.role.value))
         _out(token)
@@ -400,7 +399,7 @@ def cmd_tokens_revoke(args: argparse.Namespace) -> int:
     async def work(config: Config, engine: AsyncEngine) -> int:
         from alertcast.officers.tokens import TokenStore
 
-        info = await TokenStore(engine).revoke(args.token_id, actor=_actor(args))
+        info = await TokenStore(engine).revoke(args.token_id, actor=actor_of(args))
         _out(_t("token.revoked", id=info.id))
         return EXIT_OK
 
@@ -412,12 +411,7 @@ def cmd_tokens_list(args: argparse.Namespace) -> int:
         from alertcast.officers.tokens import TokenStore
 
         tokens = await TokenStore(engine).list(args.user)
-        if args.json:
-            for info in tokens:
-                _out(json.dumps(info.to_json(), ensure_ascii=False))
-            return EXIT_OK
-        if not tokens:
-            _out(_t("tokens.none"))
+        if _printed_plainly(tokens, as_json=args.json, none="tokens.none"):
             return EXIT_OK
         for info in tokens:
             used = info.last_used_at.isoformat(timespec="minutes") if info.last_used_at else "-"

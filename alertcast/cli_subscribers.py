@@ -20,13 +20,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import getpass
 import json
 import sys
 from datetime import timedelta
-from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
+from alertcast.cli_options import actor_of, with_actor, with_config
 from alertcast.config import Config, load_config
 
 if TYPE_CHECKING:
@@ -41,14 +40,6 @@ EXIT_USAGE = 2
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add ``subscribers export|delete|purge|count`` to the ``alertcast`` command."""
-
-    def with_config(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
-        p.add_argument("--config", type=Path, help="alertcast.toml (default: ./alertcast.toml)")
-        return p
-
-    def with_actor(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
-        p.add_argument("--actor", help="who does this, for the audit trail (default: login name)")
-        return p
 
     parser = sub.add_parser(
         "subscribers", help="citizens' subscriptions: export, delete, purge, count"
@@ -80,18 +71,6 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.set_defaults(func=cmd_count)
 
 
-def _user() -> str:
-    try:
-        return getpass.getuser()
-    except (OSError, KeyError):
-        return "unknown"
-
-
-def _actor(args: argparse.Namespace) -> str:
-    given = (getattr(args, "actor", None) or "").strip()
-    return given or f"cli:{_user()}"
-
-
 async def _open(config: Config) -> tuple[AsyncEngine, SubscriberStore]:
     from alertcast.store.engine import make_engine
     from alertcast.store.migrate import upgrade
@@ -107,7 +86,7 @@ async def _open(config: Config) -> tuple[AsyncEngine, SubscriberStore]:
 
 def cmd_export(args: argparse.Namespace) -> int:
     config = load_config(args.config)
-    return asyncio.run(_export(config, args.subscriber_id, _actor(args), sys.stdout))
+    return asyncio.run(_export(config, args.subscriber_id, actor_of(args), sys.stdout))
 
 
 async def _export(config: Config, subscriber_id: int, actor: str, out: TextIO) -> int:
@@ -128,7 +107,7 @@ async def _export(config: Config, subscriber_id: int, actor: str, out: TextIO) -
 
 def cmd_delete(args: argparse.Namespace) -> int:
     config = load_config(args.config)
-    return asyncio.run(_delete(config, args.subscriber_id, _actor(args), sys.stdout))
+    return asyncio.run(_delete(config, args.subscriber_id, actor_of(args), sys.stdout))
 
 
 async def _delete(config: Config, subscriber_id: int, actor: str, out: TextIO) -> int:
@@ -151,7 +130,7 @@ def cmd_purge(args: argparse.Namespace) -> int:
         sys.stderr.write("error: --inactive-days must be at least 1\n")
         return EXIT_USAGE
     config = load_config(args.config)
-    return asyncio.run(_purge(config, args.inactive_days, _actor(args), sys.stdout))
+    return asyncio.run(_purge(config, args.inactive_days, actor_of(args), sys.stdout))
 
 
 async def _purge(config: Config, days: int, actor: str, out: TextIO) -> int:

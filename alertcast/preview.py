@@ -46,7 +46,7 @@ import structlog
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from alertcast.config import ChannelConfig, Config
-from alertcast.dispatch.planner import AudienceSource, _unique
+from alertcast.dispatch.planner import AudienceSource, unique_deliveries
 from alertcast.domain import Alert, Status
 from alertcast.errors import AlertcastError
 from alertcast.i18n import language as default_language
@@ -170,7 +170,7 @@ class Previewer:
         )
         warnings: list[str] = []
         routes: list[RoutePreview] = []
-        own = _unique(decision.deliveries)
+        own = unique_deliveries(decision.deliveries)
         for delivery in own:
             held = None
             if delivery.deferred_until is not None and delivery.deferred_until > now:

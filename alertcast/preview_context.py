@@ -1,10 +1,10 @@
 """What a preview reads from the database: the routing context and the routes a message inherits.
 
 A preview must route an alert exactly as the planner will, so it gives routing
-the same context (:meth:`alertcast.dispatch.planner.Planner._context` reads
-the same three things: the silences in force, the alerts in force and the
-routing groups), read once per preview and only read: the console calls the
-preview on every pause in typing, and a preview never writes anything.
+the same context (:func:`alertcast.dispatch.planner.routing_context`: the
+silences in force, the alerts in force and the routing groups), read once per
+preview and only read: the console calls the preview on every pause in typing,
+and a preview never writes anything.
 
 An Update or a Cancel follows, besides its own routes, the routes already
 planned for the alerts it references (a Cancel carries no info, so category
@@ -24,15 +24,13 @@ from datetime import datetime
 from sqlalchemy import func, or_, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from alertcast.dispatch.planner import _REACHED_STATES as REACHED_STATES
-from alertcast.dispatch.planner import MAX_ACTIVE_FOR_ROUTING, _delivery
+from alertcast.dispatch.planner import REACHED_STATES, delivery_from_json
+from alertcast.dispatch.planner import routing_context as planner_context
 from alertcast.domain import Alert
-from alertcast.lifecycle import active_alerts
-from alertcast.rules_model import ActiveAlert, Delivery, GroupState, RoutingContext
+from alertcast.rules_model import Delivery, RoutingContext
 from alertcast.store.alerts import key_matches
 from alertcast.store.engine import database_errors, read_only
-from alertcast.store.silences import SilenceRepository
-from alertcast.store.tables import alerts, deliveries, dispatch_routes, route_groups
+from alertcast.store.tables import alerts, deliveries, dispatch_routes
 
 __all__ = ["InheritedRoute", "inherited_routes", "routing_context"]
 
@@ -50,20 +48,8 @@ async def routing_context(
     The alert itself is left out of the alerts in force (by key), so a stored
     alert previewed again does not inhibit or group with itself.
     """
-    silences = await SilenceRepository(engine).active(now)
-    active = await active_alerts(engine, now=now, limit=MAX_ACTIVE_FOR_ROUTING)
-    with database_errors("cannot read the routing groups"):
-        async with read_only(engine) as conn:
-            group_rows = (await conn.execute(select(route_groups))).all()
-    return RoutingContext(
-        now=now,
-        feed=feed,
-        thread=thread,
-        active_alerts=tuple(
-            ActiveAlert(a.alert, a.feed, a.thread) for a in active if a.alert.key != alert.key
-        ),
-        groups={r.key: GroupState(r.key, r.first, r.last_at) for r in group_rows},
-        silences=tuple(silences),
+    return await planner_context(
+        engine, now=now, feed=feed, thread=thread, leave_out=lambda a: a.alert.key == alert.key
     )
 
 
@@ -132,7 +118,7 @@ async def inherited_routes(
         data = json.loads(row.decision)
         data.pop("deferred_until", None)
         found[pair] = InheritedRoute(
-            delivery=_delivery(data),
+            delivery=delivery_from_json(data),
             inherited_from=int(row.alert_id),
             reached=reached.get(pair[1], 0),
         )

@@ -7,13 +7,14 @@ read the shape (``to_json``) without the machinery that fills it.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Final
 
 from alertcast.render import Rendering
 
 __all__ = ["Cost", "Preview", "RenderingPreview", "RoutePreview", "rendering_preview"]
 
-_ENCODINGS = {"gsm7": "GSM-7", "ucs2": "UCS-2"}
+SMS_ENCODINGS: Final = {"gsm7": "GSM-7", "ucs2": "UCS-2"}
+"""How a preview names the SMS encodings, by the names :mod:`alertcast.sms` gives them."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,7 +115,7 @@ def rendering_preview(rendering: Rendering) -> RenderingPreview:
     encodings = {p.encoding for p in rendering.parts if p.encoding is not None}
     encoding = None
     if segments and encodings:
-        encoding = "UCS-2" if "ucs2" in encodings else _ENCODINGS.get(encodings.pop())
+        encoding = "UCS-2" if "ucs2" in encodings else SMS_ENCODINGS.get(encodings.pop())
     return RenderingPreview(
         language=rendering.language,
         text=rendering.text,

@@ -1018,6 +1018,24 @@ class DeliveryRow:
     provider_message_id: str | None
     updated_at: datetime
 
+    @classmethod
+    def from_row(cls, r: Any) -> DeliveryRow:
+        """The row of a ``select(deliveries)``, so every reader of the ledger shows it alike."""
+        return cls(
+            id=int(r.id),
+            alert_id=int(r.alert_id),
+            channel=r.channel,
+            target=r.target,
+            state=r.state,
+            priority=int(r.priority),
+            attempts=int(r.attempts),
+            next_attempt_at=r.next_attempt_at,
+            last_error_class=r.last_error_class,
+            last_error=r.last_error,
+            provider_message_id=r.provider_message_id,
+            updated_at=r.updated_at,
+        )
+
     def to_json(self) -> dict[str, Any]:
         return {
             "id": self.id,
@@ -1050,23 +1068,7 @@ async def list_deliveries(
         query = query.where(deliveries.c.alert_id == alert_id)
     with database_errors("cannot list deliveries"):
         async with read_only(engine) as conn:
-            return [
-                DeliveryRow(
-                    id=int(r.id),
-                    alert_id=int(r.alert_id),
-                    channel=r.channel,
-                    target=r.target,
-                    state=r.state,
-                    priority=int(r.priority),
-                    attempts=int(r.attempts),
-                    next_attempt_at=r.next_attempt_at,
-                    last_error_class=r.last_error_class,
-                    last_error=r.last_error,
-                    provider_message_id=r.provider_message_id,
-                    updated_at=r.updated_at,
-                )
-                for r in await conn.execute(query)
-            ]
+            return [DeliveryRow.from_row(r) for r in await conn.execute(query)]
 
 
 REDRIVABLE_STATES = (DeliveryState.DEAD, DeliveryState.FAILED, DeliveryState.UNKNOWN)

@@ -90,7 +90,7 @@ PLAN_BATCH = 1000
 FALLBACK_BATCH = 5000
 """Failed rows turned into fallback rows per sweep (the next sweep takes the rest)."""
 
-_REACHED_STATES = ("sent", "delivered", "unknown", "claimed")
+REACHED_STATES = ("sent", "delivered", "unknown", "claimed")
 """Delivery states whose target may have read the message (claimed: a send may be under way)."""
 
 
@@ -433,21 +433,12 @@ class Planner:
     # ------------------------------------------------------------------ routing
 
     async def _context(self, stored: StoredAlert, now: datetime) -> RoutingContext:
-        silences = await SilenceRepository(self.engine).active(now)
-        active = await active_alerts(self.engine, now=now, limit=MAX_ACTIVE_FOR_ROUTING)
-        with database_errors("cannot read the routing groups"):
-            async with read_only(self.engine) as conn:
-                group_rows = (await conn.execute(select(route_groups))).all()
-        groups = {r.key: GroupState(r.key, r.first, r.last_at) for r in group_rows}
-        return RoutingContext(
+        return await routing_context(
+            self.engine,
             now=now,
             feed=stored.feed,
             thread=stored.thread,
-            active_alerts=tuple(
-                ActiveAlert(a.alert, a.feed, a.thread) for a in active if a.id != stored.id
-            ),
-            groups=groups,
-            silences=tuple(silences),
+            leave_out=lambda a: a.id == stored.id,
         )
 
     async def _route(self, stored: StoredAlert) -> bool:
@@ -519,7 +510,7 @@ class Planner:
                 "created_at": now,
                 "updated_at": now,
             }
-            for d in _unique(decision.deliveries)
+            for d in unique_deliveries(decision.deliveries)
         ]
         for data in inherited:
             routes.append(
@@ -527,7 +518,7 @@ class Planner:
                     "alert_id": stored.id,
                     "route": data["route"],
                     "channel": data["channel"],
-                    "state": _route_state(_delivery(data), now, approvals),
+                    "state": _route_state(delivery_from_json(data), now, approvals),
                     "approval": data["approval"],
                     "decision": audit.canonical_json(data),
                     "detail": None,
@@ -606,7 +597,7 @@ class Planner:
         if channel is None:
             await self._set_state(row, "failed", f"channel {row.channel!r} is not enabled")
             return "failed", 0
-        delivery = _delivery(row.decision)
+        delivery = delivery_from_json(row.decision)
         link: dict[str, Any] | None = None
         if published and "alert_url" not in channel.options and channel.kind != "cap":
             link = {"alert_url": f"{self.site_url}/alerts/{stored.id}"}
@@ -683,7 +674,7 @@ class Planner:
             select(deliveries.c.target)
             .where(deliveries.c.alert_id.in_(replaces))
             .where(deliveries.c.channel == channel)
-            .where(deliveries.c.state.in_(_REACHED_STATES))
+            .where(deliveries.c.state.in_(REACHED_STATES))
             .distinct()
             .order_by(deliveries.c.target)
             .execution_options(yield_per=PLAN_BATCH)
@@ -736,7 +727,38 @@ def _phone_number(target: str) -> str:
     return target.removeprefix("whatsapp:")
 
 
-def _unique(deliveries: Sequence[Delivery]) -> list[Delivery]:
+async def routing_context(
+    engine: AsyncEngine,
+    *,
+    now: datetime,
+    feed: str | None,
+    thread: str | None,
+    leave_out: Callable[[StoredAlert], bool],
+) -> RoutingContext:
+    """What routing reads besides the alert: silences, alerts in force, routing groups (read only).
+
+    ``leave_out`` drops the alert being routed from the alerts in force, so it
+    never inhibits or groups with itself. The preview routes with this same
+    context, so what it shows is what planning will do.
+    """
+    silences = await SilenceRepository(engine).active(now)
+    active = await active_alerts(engine, now=now, limit=MAX_ACTIVE_FOR_ROUTING)
+    with database_errors("cannot read the routing groups"):
+        async with read_only(engine) as conn:
+            group_rows = (await conn.execute(select(route_groups))).all()
+    return RoutingContext(
+        now=now,
+        feed=feed,
+        thread=thread,
+        active_alerts=tuple(
+            ActiveAlert(a.alert, a.feed, a.thread) for a in active if not leave_out(a)
+        ),
+        groups={r.key: GroupState(r.key, r.first, r.last_at) for r in group_rows},
+        silences=tuple(silences),
+    )
+
+
+def unique_deliveries(deliveries: Sequence[Delivery]) -> list[Delivery]:
     """One delivery per (route, channel), the first routing gave."""
     seen: dict[tuple[str, str], Delivery] = {}
     for d in deliveries:
@@ -749,7 +771,7 @@ def _deferred_until(row: RouteRow) -> datetime:
     return parse_datetime(value) if isinstance(value, str) else datetime.min.replace(tzinfo=UTC)
 
 
-def _delivery(data: Mapping[str, Any]) -> Delivery:
+def delivery_from_json(data: Mapping[str, Any]) -> Delivery:
     """The routed delivery back from its stored JSON (only what planning reads)."""
     audience = data.get("audience") or {}
     deferred = data.get("deferred_until")

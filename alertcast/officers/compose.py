@@ -18,7 +18,7 @@ from datetime import datetime
 from typing import Any
 
 from alertcast.alert_json import alert_from_json, alert_to_json
-from alertcast.domain import Alert, MsgType, ResponseType, Severity, Status, Urgency
+from alertcast.domain import Alert, Info, MsgType, ResponseType, Severity, Status, Urgency
 from alertcast.officers.errors import Invalid
 
 __all__ = [
@@ -180,22 +180,28 @@ def _following(original: Alert, msg_type: MsgType, *, now: datetime, note: str |
     )
 
 
-def _prefixed(prefix: str, headline: str | None, event: str) -> str:
-    return f"{prefix}: {(headline or event).strip()}"
+def _closing(original: Alert, kind: str, note: str | None, **changes: Any) -> tuple[Info, ...]:
+    """``original``'s infos for a ``kind`` message (``cancel``, ``all_clear``) that ends it.
+
+    Each headline gets the kind's prefix in its language; the description is
+    the officer's note, or the kind's stock text; the instruction is dropped.
+    """
+    return tuple(
+        replace(
+            info,
+            headline=f"{_text(kind + '.prefix', info.language)}: "
+            f"{(info.headline or info.event).strip()}",
+            description=(note or "").strip() or _text(kind + ".description", info.language),
+            instruction=None,
+            **changes,
+        )
+        for info in original.infos
+    )
 
 
 def cancel_of(original: Alert, *, now: datetime, note: str | None, user: str) -> Alert:
     """The Cancel of ``original``, with "CANCELADA: ..." / "CANCELLED: ..." in each language."""
-    infos = tuple(
-        replace(
-            info,
-            headline=_prefixed(_text("cancel.prefix", info.language), info.headline, info.event),
-            description=(note or "").strip() or _text("cancel.description", info.language),
-            instruction=None,
-            response_types=(ResponseType.NONE,),
-        )
-        for info in original.infos
-    )
+    infos = _closing(original, "cancel", note, response_types=(ResponseType.NONE,))
     language = original.infos[0].language if original.infos else "en"
     text = (note or "").strip() or _text("cancel.note", language).format(user=user)
     return replace(_following(original, MsgType.CANCEL, now=now, note=text), infos=infos)
@@ -203,17 +209,13 @@ def cancel_of(original: Alert, *, now: datetime, note: str | None, user: str) ->
 
 def all_clear_of(original: Alert, *, now: datetime, note: str | None) -> Alert:
     """An Update telling everyone the danger is over: AllClear, urgency Past, severity Minor."""
-    infos = tuple(
-        replace(
-            info,
-            headline=_prefixed(_text("all_clear.prefix", info.language), info.headline, info.event),
-            description=(note or "").strip() or _text("all_clear.description", info.language),
-            instruction=None,
-            response_types=(ResponseType.ALL_CLEAR,),
-            urgency=Urgency.PAST,
-            severity=Severity.MINOR,
-        )
-        for info in original.infos
+    infos = _closing(
+        original,
+        "all_clear",
+        note,
+        response_types=(ResponseType.ALL_CLEAR,),
+        urgency=Urgency.PAST,
+        severity=Severity.MINOR,
     )
     return replace(_following(original, MsgType.UPDATE, now=now, note=note), infos=infos)
 

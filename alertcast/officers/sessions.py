@@ -20,7 +20,13 @@ from sqlalchemy import delete, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from alertcast import audit
-from alertcast.officers._common import Clock, sha256_hex, utc_now
+from alertcast.officers._common import (
+    MAX_SECRET_LENGTH,
+    TOUCH_RESOLUTION,
+    Clock,
+    sha256_hex,
+    utc_now,
+)
 from alertcast.officers.errors import Conflict
 from alertcast.officers.roles import Principal, Role
 from alertcast.officers.users import User
@@ -33,9 +39,6 @@ log = structlog.get_logger(__name__)
 
 ABSOLUTE_LIFETIME = timedelta(hours=12)
 IDLE_TIMEOUT = timedelta(minutes=30)
-SEEN_RESOLUTION = timedelta(minutes=1)
-"""``last_seen_at`` is written at most this often (the idle timeout is coarse anyway)."""
-MAX_COOKIE_LENGTH = 200
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,7 +113,7 @@ class SessionStore:
 
     async def get(self, cookie_value: str) -> Session | None:
         """The live session of this cookie, or None (unknown, expired, idle, user disabled)."""
-        if not cookie_value or len(cookie_value) > MAX_COOKIE_LENGTH:
+        if not cookie_value or len(cookie_value) > MAX_SECRET_LENGTH:
             return None
         digest = sha256_hex(cookie_value)
         with database_errors("cannot read a console session"):
@@ -128,7 +131,7 @@ class SessionStore:
         if row.disabled or row.expires_at <= now or row.last_seen_at + self._idle <= now:
             await self._delete(digest)
             return None
-        if now - row.last_seen_at >= SEEN_RESOLUTION:
+        if now - row.last_seen_at >= TOUCH_RESOLUTION:
             with database_errors("cannot refresh a console session"):
                 async with self._engine.begin() as conn:
                     await conn.execute(
@@ -142,7 +145,7 @@ class SessionStore:
 
     async def end(self, cookie_value: str) -> None:
         """Log out: the session ends now (nothing happens for an unknown cookie)."""
-        if not cookie_value or len(cookie_value) > MAX_COOKIE_LENGTH:
+        if not cookie_value or len(cookie_value) > MAX_SECRET_LENGTH:
             return
         digest = sha256_hex(cookie_value)
         now = self._clock()

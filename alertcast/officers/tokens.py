@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import secrets
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 import structlog
@@ -23,7 +23,14 @@ from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from alertcast import audit
-from alertcast.officers._common import Clock, sha256_hex, utc_now
+from alertcast.officers._common import (
+    MAX_SECRET_LENGTH,
+    TOUCH_RESOLUTION,
+    Clock,
+    insert_id,
+    sha256_hex,
+    utc_now,
+)
 from alertcast.officers.errors import Conflict, Invalid, NotFound
 from alertcast.officers.roles import Principal, Role
 from alertcast.store.engine import database_errors, read_only
@@ -36,10 +43,6 @@ log = structlog.get_logger(__name__)
 TOKEN_PREFIX = "act_"  # noqa: S105 - the public marker of our tokens, not a secret
 PREFIX_LENGTH = 8
 """Characters of the token kept in clear (``prefix``)."""
-MAX_TOKEN_LENGTH = 200
-"""Longer bearer strings are not tokens of ours and are refused without a query."""
-LAST_USED_RESOLUTION = timedelta(minutes=1)
-"""``last_used_at`` is written at most this often, so busy clients do not queue writes."""
 MAX_LABEL = 200
 
 
@@ -130,35 +133,31 @@ class TokenStore:
                         es=f"role: {scoped.value} es superior al rol {own.value} de {user}",
                     )
                 prefix = token[:PREFIX_LENGTH]
-                token_id = (
-                    await conn.execute(
-                        api_tokens.insert()
-                        .values(
-                            user_id=row.id,
-                            label=label,
-                            role=scoped.value,
-                            token_hash=sha256_hex(token),
-                            prefix=prefix,
-                            created_at=now,
-                        )
-                        .returning(api_tokens.c.id)
-                    )
-                ).scalar_one()
+                token_id = await insert_id(
+                    conn,
+                    api_tokens,
+                    user_id=row.id,
+                    label=label,
+                    role=scoped.value,
+                    token_hash=sha256_hex(token),
+                    prefix=prefix,
+                    created_at=now,
+                )
                 await audit.append(
                     conn,
                     actor=actor,
                     action="token.created",
                     subject=f"user:{user}",
                     data={
-                        "token_id": int(token_id),
+                        "token_id": token_id,
                         "role": scoped.value,
                         "label": label,
                         "prefix": prefix,
                     },
                     at=now,
                 )
-        log.info("token.created", user=user, token_id=int(token_id), role=scoped.value, actor=actor)
-        info = TokenInfo(int(token_id), user, label, scoped, prefix, now, None, None)
+        log.info("token.created", user=user, token_id=token_id, role=scoped.value, actor=actor)
+        info = TokenInfo(token_id, user, label, scoped, prefix, now, None, None)
         return token, info
 
     async def authenticate(self, token: str) -> Principal | None:
@@ -169,7 +168,7 @@ class TokenStore:
         """
         if not isinstance(token, str) or not token.startswith(TOKEN_PREFIX):
             return None
-        if len(token) > MAX_TOKEN_LENGTH:
+        if len(token) > MAX_SECRET_LENGTH:
             return None
         digest = sha256_hex(token)
         with database_errors("cannot check an API token"):
@@ -180,7 +179,7 @@ class TokenStore:
         if row is None or row.revoked_at is not None or row.disabled:
             return None
         now = self._clock()
-        if row.last_used_at is None or now - row.last_used_at >= LAST_USED_RESOLUTION:
+        if row.last_used_at is None or now - row.last_used_at >= TOUCH_RESOLUTION:
             with database_errors("cannot note the use of an API token"):
                 async with self._engine.begin() as conn:
                     await conn.execute(

@@ -30,7 +30,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from alertcast import audit
-from alertcast.officers._common import Clock, check_name, utc_now
+from alertcast.officers._common import Clock, check_name, insert_id, utc_now
 from alertcast.officers.errors import Conflict, Invalid, NotFound
 from alertcast.officers.roles import Role
 from alertcast.store.engine import database_errors, read_only
@@ -164,21 +164,17 @@ class UserStore:
         with database_errors(f"cannot add user {name}"):
             try:
                 async with self._engine.begin() as conn:
-                    new_id = (
-                        await conn.execute(
-                            users.insert()
-                            .values(
-                                name=name,
-                                display_name=display,
-                                role=role.value,
-                                password_hash=password_hash,
-                                disabled=False,
-                                created_at=now,
-                                updated_at=now,
-                            )
-                            .returning(users.c.id)
-                        )
-                    ).scalar_one()
+                    new_id = await insert_id(
+                        conn,
+                        users,
+                        name=name,
+                        display_name=display,
+                        role=role.value,
+                        password_hash=password_hash,
+                        disabled=False,
+                        created_at=now,
+                        updated_at=now,
+                    )
                     await audit.append(
                         conn,
                         actor=actor,
@@ -193,7 +189,7 @@ class UserStore:
                 ) from None
         log.info("user.added", user=name, role=role.value, actor=actor)
         return User(
-            id=int(new_id),
+            id=new_id,
             name=name,
             display_name=display,
             role=role,

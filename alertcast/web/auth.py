@@ -42,7 +42,7 @@ from alertcast.errors import StoreError
 from alertcast.officers.roles import Principal, Role
 from alertcast.officers.sessions import Session
 from alertcast.web.api.problems import ProblemError, message, problem_response
-from alertcast.web.ingest_api import PUSH_PATH, FailureThrottle
+from alertcast.web.ingest_api import PUSH_PATH, FailureThrottle, bearer_token
 
 if TYPE_CHECKING:
     from alertcast.officers.services import OfficeServices
@@ -71,15 +71,6 @@ _CHALLENGE = 'Bearer realm="alertcast"'
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 Middleware = Callable[[web.Request, Handler], Awaitable[web.StreamResponse]]
-
-
-def bearer_token(request: web.Request) -> str | None:
-    """The token of an ``Authorization: Bearer`` header, or None when there is none."""
-    header = request.headers.get("Authorization", "")
-    scheme, _, credentials = header.partition(" ")
-    if scheme.lower() != "bearer" or not credentials.strip():
-        return None
-    return credentials.strip()
 
 
 def current_principal(request: web.Request) -> Principal | None:

@@ -135,12 +135,29 @@ def _token_of(feed: FeedConfig) -> str | None:
     return secret("token") if callable(secret) else None
 
 
-def _bearer(request: web.Request) -> str | None:
+def bearer_token(request: web.Request) -> str | None:
+    """The token of an ``Authorization: Bearer`` header, or None when there is none."""
     header = request.headers.get("Authorization", "")
     scheme, _, credentials = header.partition(" ")
     if scheme.lower() != "bearer" or not credentials.strip():
         return None
     return credentials.strip()
+
+
+async def read_limited(request: web.Request, limit: int) -> bytes | None:
+    """The body, or None as soon as it proves longer than ``limit`` (never read in full)."""
+    if request.content_length is not None and request.content_length > limit:
+        return None
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        chunk = await request.content.read(_READ_CHUNK)
+        if not chunk:
+            return b"".join(chunks)
+        size += len(chunk)
+        if size > limit:
+            return None
+        chunks.append(chunk)
 
 
 class PushEndpoint:
@@ -211,7 +228,7 @@ class PushEndpoint:
                 "too many failed authentications from this address; try again later",
                 **{"Retry-After": str(max(1, int(wait + 0.999)))},
             )
-        given = _bearer(request)
+        given = bearer_token(request)
         feed = self._authenticate(given) if given is not None else None
         if feed is None:
             self._throttle.failed(remote)
@@ -245,7 +262,7 @@ class PushEndpoint:
                 f"content type {shown!r} is not accepted; send one of "
                 + ", ".join(sorted(CAP_CONTENT_TYPES)),
             )
-        data = await self._read_limited(request, feed.max_bytes)
+        data = await read_limited(request, feed.max_bytes)
         if data is None:
             await self._refuse(
                 request,
@@ -312,22 +329,6 @@ class PushEndpoint:
             created=sum(item.created for item in outcome.items),
         )
         return web.json_response(body, status=201 if created else 200)
-
-    @staticmethod
-    async def _read_limited(request: web.Request, limit: int) -> bytes | None:
-        """The body, or None as soon as it proves longer than ``limit``."""
-        if request.content_length is not None and request.content_length > limit:
-            return None
-        chunks: list[bytes] = []
-        size = 0
-        while True:
-            chunk = await request.content.read(_READ_CHUNK)
-            if not chunk:
-                return b"".join(chunks)
-            size += len(chunk)
-            if size > limit:
-                return None
-            chunks.append(chunk)
 
 
 def add_push_route(

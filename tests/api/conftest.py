@@ -23,12 +23,11 @@ from alertcast.dispatch.planner import Planner
 from alertcast.dispatch.progress import channel_rate_limits
 from alertcast.officers.roles import Role
 from alertcast.officers.services import OfficeServices, office_services
-from alertcast.store.engine import make_engine
-from alertcast.store.migrate import upgrade
 from alertcast.subscribers.crypto import KEY_ENV, SubscriberKeys
 from alertcast.subscribers.store import SubscriberStore
 from alertcast.web.api.routes import add_api_routes
 from alertcast.web.auth import CSRF_HEADER, SESSION_COOKIE, auth_middleware
+from tests.officers.service_files import migrated_engine, write_config_files
 
 SENDER = "alertas@proteccion.example.mx"
 SECRET = bytes(range(32))
@@ -61,20 +60,20 @@ approval = "one"
 
 def write_config(root: Path) -> Config:
     """A service with a CAP feed, two console channels and one route needing one approval."""
-    (root / "channels").mkdir()
-    (root / "feeds").mkdir()
-    for name in ("sala", "avisos"):
-        (root / "channels" / f"{name}.toml").write_text(
-            f'name = "{name}"\nkind = "console"\n[options]\nlanguage = "es"\ntarget = "@{name}"\n',
-            encoding="utf-8",
+    channels = {
+        name: f'name = "{name}"\nkind = "console"\n[options]\nlanguage = "es"\ntarget = "@{name}"\n'
+        for name in ("sala", "avisos")
+    }
+    feeds = {"smn": 'name = "smn"\nkind = "cap"\nurl = "https://smn.example/cap.xml"\n'}
+    return load_config(
+        write_config_files(
+            root,
+            channels=channels,
+            feeds=feeds,
+            rules=RULES,
+            service=f'[service]\nsender = "{SENDER}"\n',
         )
-    (root / "feeds" / "smn.toml").write_text(
-        'name = "smn"\nkind = "cap"\nurl = "https://smn.example/cap.xml"\n', encoding="utf-8"
     )
-    (root / "rules.toml").write_text(RULES, encoding="utf-8")
-    config_file = root / "alertcast.toml"
-    config_file.write_text(f'[service]\nsender = "{SENDER}"\n', encoding="utf-8")
-    return load_config(config_file)
 
 
 def compose_body(
@@ -177,9 +176,7 @@ def sqlite_url(tmp_path: Path) -> str:
 
 
 async def _api(url: str, config: Config, **options: float) -> AsyncIterator[Api]:
-    await upgrade(url)
-    engine = make_engine(url)
-    try:
+    async with migrated_engine(url) as engine:
         subscribers = SubscriberStore(
             engine, SubscriberKeys(SECRET), kinds={"sala": "console", "avisos": "console"}
         )
@@ -187,8 +184,6 @@ async def _api(url: str, config: Config, **options: float) -> AsyncIterator[Api]
         tokens = await add_people(services)
         async with TestClient(TestServer(build_app(services, **options))) as client:
             yield Api(client, services, engine, tokens)
-    finally:
-        await engine.dispose()
 
 
 @pytest.fixture

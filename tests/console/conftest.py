@@ -23,53 +23,39 @@ from alertcast.areas import AreaCatalogue
 from alertcast.config import Config, load_config
 from alertcast.officers.roles import Role
 from alertcast.officers.services import OfficeServices, office_services
-from alertcast.store.engine import make_engine
-from alertcast.store.migrate import upgrade
 from alertcast.subscribers.crypto import SubscriberKeys
 from alertcast.subscribers.store import SubscriberStore
 from alertcast.web.auth import auth_middleware
 from alertcast.web.console import CSRF_EXEMPT, add_console_routes
 from alertcast.web.ingest_api import FailureThrottle
+from tests.officers.service_files import DRILLS_ROUTE, migrated_engine, write_config_files
 
 PASSWORD = "correct horse battery staple"
 TILE_URL = "https://tiles.example.org/{z}/{x}/{y}.png"
 
-RULES = """
+RULES = f"""
 [route]
 channels = ["console"]
 approval = "one"
-
-[[route.routes]]
-name = "drills"
-exercise = true
-channels = ["drills"]
-test_audience = "channel-post"
-"""
+{DRILLS_ROUTE}"""
 
 
 def write_config(root: Path, database_url: str) -> Path:
-    (root / "channels").mkdir()
-    (root / "feeds").mkdir()
-    (root / "alertcast.toml").write_text(f'[database]\nurl = "{database_url}"\n', encoding="utf-8")
-    (root / "channels" / "console.toml").write_text(
-        'name = "console"\nkind = "console"\n', encoding="utf-8"
+    return write_config_files(
+        root,
+        channels={
+            "console": 'name = "console"\nkind = "console"\n',
+            "drills": 'name = "drills"\nkind = "console"\n[options]\ntest_only = true\n',
+        },
+        rules=RULES,
+        service=f'[database]\nurl = "{database_url}"\n',
     )
-    (root / "channels" / "drills.toml").write_text(
-        'name = "drills"\nkind = "console"\n[options]\ntest_only = true\n', encoding="utf-8"
-    )
-    (root / "rules.toml").write_text(RULES, encoding="utf-8")
-    return root / "alertcast.toml"
 
 
 @pytest.fixture
 async def engine(tmp_path: Path) -> AsyncIterator[AsyncEngine]:
-    url = f"sqlite:///{tmp_path / 'console.db'}"
-    await upgrade(url)
-    engine = make_engine(url)
-    try:
+    async with migrated_engine(f"sqlite:///{tmp_path / 'console.db'}") as engine:
         yield engine
-    finally:
-        await engine.dispose()
 
 
 @pytest.fixture
@@ -203,6 +189,17 @@ def compose_data(csrf: str, **overrides: str) -> dict[str, str]:
     }
     data.update(overrides)
     return data
+
+
+async def submitted_for_review(client: TestClient[Any, Any], reviewer: str) -> tuple[int, str]:
+    """olga composes and submits an alert and signs out, then ``reviewer`` signs in.
+
+    Returns the alert's id and the reviewer's CSRF token.
+    """
+    csrf = await login(client, "olga")
+    alert_id = await compose(client, csrf)
+    await logout(client, csrf)
+    return alert_id, await login(client, reviewer)
 
 
 ALERT_LOCATION = re.compile(r"^/console/alerts/(\d+)\?done=(\S+)$")

@@ -13,8 +13,8 @@ from tests.console.conftest import (
     compose_data,
     has_id,
     login,
-    logout,
     page,
+    submitted_for_review,
 )
 from tests.dispatch.conftest import make_alert
 from tests.dispatch.test_progress import finish, plan_rows
@@ -106,11 +106,7 @@ async def test_an_officer_cannot_approve_and_is_told_why(console: Console) -> No
 
 
 async def test_another_approver_approves_and_the_alert_is_released(console: Console) -> None:
-    csrf = await login(console.client, "olga")
-    alert_id = await compose(console.client, csrf)
-    await logout(console.client, csrf)
-
-    csrf = await login(console.client, "ana")
+    alert_id, csrf = await submitted_for_review(console.client, "ana")
     response = await console.client.post(
         f"/console/alerts/{alert_id}/approve", data={"csrf_token": csrf}, allow_redirects=False
     )
@@ -130,10 +126,7 @@ async def test_another_approver_approves_and_the_alert_is_released(console: Cons
 
 
 async def test_a_rejection_needs_a_reason(console: Console) -> None:
-    csrf = await login(console.client, "olga")
-    alert_id = await compose(console.client, csrf)
-    await logout(console.client, csrf)
-    csrf = await login(console.client, "beto")
+    alert_id, csrf = await submitted_for_review(console.client, "beto")
     blank = await console.client.post(
         f"/console/alerts/{alert_id}/reject", data={"csrf_token": csrf, "reason": "  "}
     )
@@ -149,10 +142,7 @@ async def test_a_rejection_needs_a_reason(console: Console) -> None:
 
 
 async def test_cancelling_an_active_alert_submits_a_cancel(console: Console) -> None:
-    csrf = await login(console.client, "olga")
-    alert_id = await compose(console.client, csrf)
-    await logout(console.client, csrf)
-    csrf = await login(console.client, "ana")
+    alert_id, csrf = await submitted_for_review(console.client, "ana")
     await console.client.post(f"/console/alerts/{alert_id}/approve", data={"csrf_token": csrf})
 
     response = await console.client.post(
@@ -170,10 +160,7 @@ async def test_cancelling_an_active_alert_submits_a_cancel(console: Console) -> 
 
 
 async def test_a_correction_sends_only_what_changed(console: Console) -> None:
-    csrf = await login(console.client, "olga")
-    alert_id = await compose(console.client, csrf)
-    await logout(console.client, csrf)
-    csrf = await login(console.client, "ana")
+    alert_id, csrf = await submitted_for_review(console.client, "ana")
     await console.client.post(f"/console/alerts/{alert_id}/approve", data={"csrf_token": csrf})
     original = (await console.services.desk.get(alert_id)).alert.infos[0]
 

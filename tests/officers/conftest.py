@@ -12,8 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from alertcast.officers.sessions import SessionStore
 from alertcast.officers.tokens import TokenStore
 from alertcast.officers.users import UserStore
-from alertcast.store.engine import make_engine
-from alertcast.store.migrate import upgrade
+from tests.officers.service_files import migrated_engine
 
 ADMIN = "user:admin"
 
@@ -39,12 +38,8 @@ def fast_hasher() -> PasswordHasher:
 @pytest.fixture
 async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
     """An engine on a fresh database migrated to head (SQLite and PostgreSQL)."""
-    await upgrade(database_url)
-    engine = make_engine(database_url)
-    try:
+    async with migrated_engine(database_url) as engine:
         yield engine
-    finally:
-        await engine.dispose()
 
 
 @pytest.fixture

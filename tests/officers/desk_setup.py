@@ -7,10 +7,11 @@ from pathlib import Path
 from typing import Any
 
 from alertcast.config import Config, load_config
+from tests.officers.service_files import DRILLS_ROUTE, write_config_files
 
 SENDER = "alertas@pc.example.mx"
 
-RULES = """
+RULES = f"""
 [route]
 
 [[route.routes]]
@@ -32,12 +33,7 @@ event = "Inundaci*"
 channels = ["reviewed"]
 approval = "one"
 
-[[route.routes]]
-name = "drills"
-exercise = true
-channels = ["drills"]
-test_audience = "channel-post"
-approval = "auto"
+{DRILLS_ROUTE}approval = "auto"
 """
 
 CHANNELS = {
@@ -45,20 +41,20 @@ CHANNELS = {
     "reviewed": ['target = "@revisadas"'],
     "drills": ['target = "@simulacros"', "test_only = true"],
 }
+"""Console channels (they reach nobody), by name, with their own options."""
 
 
 def desk_config(root: Path, *, sender: str | None = SENDER) -> Config:
     """Console channels (they reach nobody) routed by :data:`RULES`."""
-    (root / "channels").mkdir(exist_ok=True)
-    (root / "feeds").mkdir(exist_ok=True)
-    for name, options in CHANNELS.items():
-        lines = [f'name = "{name}"', 'kind = "console"', "[options]", 'language = "es"', *options]
-        (root / "channels" / f"{name}.toml").write_text("\n".join(lines) + "\n", encoding="utf-8")
-    (root / "rules.toml").write_text(RULES, encoding="utf-8")
-    config_file = root / "alertcast.toml"
+    channels = {
+        name: "\n".join(
+            [f'name = "{name}"', 'kind = "console"', "[options]", 'language = "es"', *options]
+        )
+        + "\n"
+        for name, options in CHANNELS.items()
+    }
     service = f'[service]\nsender = "{sender}"\n' if sender else "[service]\n"
-    config_file.write_text(service, encoding="utf-8")
-    return load_config(config_file)
+    return load_config(write_config_files(root, channels=channels, rules=RULES, service=service))
 
 
 def alert_body(

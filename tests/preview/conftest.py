@@ -7,16 +7,11 @@ from collections.abc import AsyncIterator
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from alertcast.store.engine import make_engine
-from alertcast.store.migrate import upgrade
+from tests.officers.service_files import migrated_engine
 
 
 @pytest.fixture
 async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
     """An engine on a fresh database migrated to head (SQLite and PostgreSQL)."""
-    await upgrade(database_url)
-    engine = make_engine(database_url)
-    try:
+    async with migrated_engine(database_url) as engine:
         yield engine
-    finally:
-        await engine.dispose()

@@ -27,6 +27,7 @@ from alertcast.domain import (
 from alertcast.preview import Previewer
 from alertcast.rules_model import Delivery
 from alertcast.store.alerts import StoredAlert
+from tests.officers.service_files import write_config_files
 
 SENDER = "proteccion.civil@example.mx"
 SMS_RATE = 10.0
@@ -94,19 +95,14 @@ def make_config(
     root: Path, *, templates: Mapping[str, str] | None = None, rules: str = RULES
 ) -> Config:
     """The configuration under ``root``; ``templates`` maps a path under channels/templates."""
-    channels = root / "channels"
-    channels.mkdir()
-    (root / "feeds").mkdir()
-    (channels / "sms.toml").write_text(SMS_CHANNEL, encoding="utf-8")
-    (channels / "canal.toml").write_text(TELEGRAM_CHANNEL, encoding="utf-8")
-    for relative, text in (templates or {}).items():
-        path = channels / "templates" / relative
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text, encoding="utf-8")
-    (root / "rules.toml").write_text(rules, encoding="utf-8")
-    config_file = root / "alertcast.toml"
-    config_file.write_text("[service]\n", encoding="utf-8")
-    return load_config(config_file)
+    return load_config(
+        write_config_files(
+            root,
+            channels={"sms": SMS_CHANNEL, "canal": TELEGRAM_CHANNEL},
+            rules=rules,
+            templates=templates,
+        )
+    )
 
 
 class CountedAudience:

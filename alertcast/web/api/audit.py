@@ -21,7 +21,7 @@ from alertcast.errors import AuditError
 from alertcast.officers.roles import Role
 from alertcast.store.engine import database_errors, read_only
 from alertcast.store.tables import audit_log
-from alertcast.web.api.inputs import query_int, query_text
+from alertcast.web.api.inputs import after_and_limit, next_after, query_text
 from alertcast.web.auth import require
 
 MAX_PAGE = 1000
@@ -36,10 +36,7 @@ class AuditApi:
 
     async def query(self, request: web.Request) -> web.Response:
         require(request, Role.VIEWER)
-        after = query_int(request, "after", default=0, low=0, high=10**18 - 1) or 0
-        limit = (
-            query_int(request, "limit", default=DEFAULT_PAGE, low=1, high=MAX_PAGE) or DEFAULT_PAGE
-        )
+        after, limit = after_and_limit(request, default=DEFAULT_PAGE, most=MAX_PAGE)
         action = query_text(request, "action")
         subject = query_text(request, "subject")
         statement = (
@@ -52,22 +49,10 @@ class AuditApi:
         with database_errors("cannot read the audit trail"):
             async with read_only(self._engine) as conn:
                 rows = list(await conn.execute(statement))
-        records = [
-            audit.AuditRecord(
-                seq=int(row.seq),
-                at=row.at,
-                actor=row.actor,
-                action=row.action,
-                subject=row.subject,
-                data_json=row.data,
-                prev_hash=row.prev_hash,
-                hash=row.hash,
-            ).to_json()
-            for row in rows
-        ]
+        records = [audit.record_from_row(row).to_json() for row in rows]
         body: dict[str, Any] = {
             "records": records,
-            "next": records[-1]["seq"] if len(records) == limit else None,
+            "next": next_after([record["seq"] for record in records], limit),
         }
         return web.json_response(body, headers={"Cache-Control": "no-store"})
 

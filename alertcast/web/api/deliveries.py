@@ -14,7 +14,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, Final
+from typing import Final
 
 from aiohttp import web
 from sqlalchemy import select
@@ -25,7 +25,9 @@ from alertcast.officers.roles import Role
 from alertcast.store.engine import database_errors, read_only
 from alertcast.store.tables import deliveries
 from alertcast.web.api.inputs import (
+    after_and_limit,
     json_object,
+    next_after,
     optional_text,
     query_int,
     query_text,
@@ -37,25 +39,9 @@ from alertcast.web.auth import require
 from alertcast.web.deliveries_api import ProgressEndpoint
 
 MAX_PAGE: Final = 1000
+DEFAULT_PAGE: Final = 100
 RETRY_STATES: Final = tuple(s.value for s in REDRIVABLE_STATES)
 _ID_BATCH = 1000  # ids per statement: well under every driver's parameter limit
-
-
-def _row(r: Any) -> DeliveryRow:
-    return DeliveryRow(
-        id=int(r.id),
-        alert_id=int(r.alert_id),
-        channel=r.channel,
-        target=r.target,
-        state=r.state,
-        priority=int(r.priority),
-        attempts=int(r.attempts),
-        next_attempt_at=r.next_attempt_at,
-        last_error_class=r.last_error_class,
-        last_error=r.last_error,
-        provider_message_id=r.provider_message_id,
-        updated_at=r.updated_at,
-    )
 
 
 class DeliveriesApi:
@@ -72,8 +58,7 @@ class DeliveriesApi:
     async def dead(self, request: web.Request) -> web.Response:
         require(request, Role.VIEWER)
         alert_id = query_int(request, "alert_id", default=None, low=1, high=10**18 - 1)
-        after = query_int(request, "after", default=0, low=0, high=10**18 - 1) or 0
-        limit = query_int(request, "limit", default=100, low=1, high=MAX_PAGE) or 100
+        after, limit = after_and_limit(request, default=DEFAULT_PAGE, most=MAX_PAGE)
         channel = query_text(request, "channel")
         c = deliveries.c
         statement = (
@@ -85,10 +70,10 @@ class DeliveriesApi:
             statement = statement.where(c.channel == channel)
         with database_errors("cannot list dead deliveries"):
             async with read_only(self._engine) as conn:
-                rows = [_row(r) for r in await conn.execute(statement)]
+                rows = [DeliveryRow.from_row(r) for r in await conn.execute(statement)]
         body = {
             "deliveries": [row.to_json() for row in rows],
-            "next": rows[-1].id if len(rows) == limit else None,
+            "next": next_after([row.id for row in rows], limit),
         }
         return web.json_response(body, headers={"Cache-Control": "no-store"})
 

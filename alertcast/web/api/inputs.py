@@ -11,21 +11,20 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Mapping, Sequence
 from datetime import datetime
 from typing import Any, Final
 
 from aiohttp import web
 
 from alertcast.web.api.problems import ProblemError, message
+from alertcast.web.ingest_api import read_limited
 
 MAX_BODY: Final = 256 * 1024
 """Largest JSON body the API reads: a long multi-language alert is a few kilobytes."""
 
 MAX_ID_DIGITS: Final = 18
 """Ids are BIGINTs: more digits than this name nothing."""
-
-_READ_CHUNK = 16 * 1024
 
 
 def path_id(request: web.Request, name: str, *, what: str = "alert.not_found") -> int:
@@ -80,19 +79,27 @@ def query_text(request: web.Request, key: str, *, max_length: int = 200) -> str 
     return raw
 
 
+def after_and_limit(request: web.Request, *, default: int, most: int) -> tuple[int, int]:
+    """``after`` and ``limit`` of a list paged by an increasing key (0 and ``default`` if absent).
+
+    Paging by key, not by offset, reads a list that grows while it is read
+    without missing or repeating an entry.
+    """
+    after = query_int(request, "after", default=0, low=0, high=10**MAX_ID_DIGITS - 1) or 0
+    limit = query_int(request, "limit", default=default, low=1, high=most) or default
+    return after, limit
+
+
+def next_after(keys: Sequence[int], limit: int) -> int | None:
+    """The ``after`` of the next page: the last key of a full page, None on the last page."""
+    return keys[-1] if len(keys) == limit else None
+
+
 async def _read_limited(request: web.Request, limit: int) -> bytes:
-    if request.content_length is not None and request.content_length > limit:
+    data = await read_limited(request, limit)
+    if data is None:
         raise ProblemError(413, message(request, "body.too_large", limit=limit))
-    chunks: list[bytes] = []
-    size = 0
-    while True:
-        chunk = await request.content.read(_READ_CHUNK)
-        if not chunk:
-            return b"".join(chunks)
-        size += len(chunk)
-        if size > limit:
-            raise ProblemError(413, message(request, "body.too_large", limit=limit))
-        chunks.append(chunk)
+    return data
 
 
 def _no_constants(name: str) -> Any:

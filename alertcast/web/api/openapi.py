@@ -6,6 +6,8 @@ documented one is routed), so the document cannot drift from what runs. It
 lists, per operation, its parameters, request body, every status it can
 answer with (problems included) and its security: a bearer token or the
 console's session cookie, which also needs the CSRF header on unsafe methods.
+The vocabularies it lists (CAP's enumerations, roles, feed states) are taken
+from the code that checks them, so a value added there is documented too.
 
 The push endpoint (``POST /api/v1/ingest/cap``) exists only where push feeds
 are configured; :func:`document` includes it only when the application routes it.
@@ -14,9 +16,15 @@ are configured; :func:`document` includes it only when the application routes it
 from __future__ import annotations
 
 import copy
-from typing import Any, Final
+from collections.abc import Iterable
+from enum import StrEnum
+from typing import Any, Final, get_args
 
-from alertcast import __version__
+from alertcast import __version__, domain
+from alertcast.feed_health import Status as FeedStatus
+from alertcast.officers.roles import Role, Via
+from alertcast.preview_model import SMS_ENCODINGS
+from alertcast.rules_model import Approval
 from alertcast.web.api.alerts import ALERT_STATES
 from alertcast.web.api.deliveries import RETRY_STATES
 from alertcast.web.auth import CSRF_HEADER, SESSION_COOKIE
@@ -35,100 +43,106 @@ def _nullable(schema: Json) -> Json:
     return {"oneOf": [schema, {"type": "null"}]}
 
 
+def _enum(values: Iterable[str | None]) -> Json:
+    return {"enum": list(values)}
+
+
+def _enum_of(vocabulary: type[StrEnum]) -> Json:
+    return _enum(member.value for member in vocabulary)
+
+
+def _array(items: Json, **extra: Any) -> Json:
+    return {"type": "array", "items": items, **extra}
+
+
+def _object(
+    properties: Json,
+    *required: str,
+    closed: bool = False,
+    description: str | None = None,
+) -> Json:
+    """An object schema; ``closed`` refuses keys not in ``properties``."""
+    schema: Json = {"type": "object"}
+    if description is not None:
+        schema["description"] = description
+    if closed:
+        schema["additionalProperties"] = False
+    if required:
+        schema["required"] = list(required)
+    schema["properties"] = properties
+    return schema
+
+
+def _list_of(key: str, items: Json) -> Json:
+    """``{key: [items]}``, the shape of every unpaged list the API answers with."""
+    return _object({key: _array(items)}, key)
+
+
+def _page_of(key: str, items: Json, cursor: str) -> Json:
+    """``{key: [items], next}``: one page, and the ``cursor`` parameter of the next."""
+    return _object(
+        {
+            key: _array(items),
+            "next": {
+                "type": ["integer", "null"],
+                "description": f"Pass as `{cursor}` for the next page; null on the last one.",
+            },
+        },
+        key,
+        "next",
+    )
+
+
+_STR: Final[Json] = {"type": "string"}
+_INT: Final[Json] = {"type": "integer"}
+_NUM: Final[Json] = {"type": "number"}
+_BOOL: Final[Json] = {"type": "boolean"}
+_DATETIME: Final[Json] = {"type": "string", "format": "date-time"}
 _STR_OR_NULL: Final[Json] = {"type": ["string", "null"]}
 _INT_OR_NULL: Final[Json] = {"type": ["integer", "null"]}
 _NUM_OR_NULL: Final[Json] = {"type": ["number", "null"]}
 _DATETIME_OR_NULL: Final[Json] = {"type": ["string", "null"], "format": "date-time"}
-_COUNTS: Final[Json] = {"type": "object", "additionalProperties": {"type": "integer"}}
+_STRINGS: Final[Json] = _array(_STR)
+_COUNTS: Final[Json] = {"type": "object", "additionalProperties": _INT}
 
 
 # --------------------------------------------------------------------------- schemas
 
-_AREA: Final[Json] = {
-    "type": "object",
-    "additionalProperties": False,
-    "required": ["area_desc"],
-    "properties": {
+_AREA: Final[Json] = _object(
+    {
         "area_desc": {"type": "string", "minLength": 1},
-        "polygons": {
-            "type": "array",
-            "description": "Each polygon a closed ring of [lat, lon] points.",
-            "items": {
-                "type": "array",
-                "items": {
-                    "type": "array",
-                    "items": {"type": "number"},
-                    "minItems": 2,
-                    "maxItems": 2,
-                },
-            },
-        },
-        "circles": {
-            "type": "array",
-            "items": {
-                "type": "object",
-                "additionalProperties": False,
-                "required": ["lat", "lon", "radius_km"],
-                "properties": {
-                    "lat": {"type": "number"},
-                    "lon": {"type": "number"},
-                    "radius_km": {"type": "number"},
-                },
-            },
-        },
-        "geocodes": {"type": "array", "items": _ref("NamedValue")},
+        "polygons": _array(
+            _array(_array(_NUM, minItems=2, maxItems=2)),
+            description="Each polygon a closed ring of [lat, lon] points.",
+        ),
+        "circles": _array(
+            _object(
+                {"lat": _NUM, "lon": _NUM, "radius_km": _NUM},
+                "lat",
+                "lon",
+                "radius_km",
+                closed=True,
+            )
+        ),
+        "geocodes": _array(_ref("NamedValue")),
         "altitude": _NUM_OR_NULL,
         "ceiling": _NUM_OR_NULL,
     },
-}
+    "area_desc",
+    closed=True,
+)
 
-_INFO: Final[Json] = {
-    "type": "object",
-    "additionalProperties": False,
-    "required": ["event", "urgency", "severity", "certainty"],
-    "properties": {
+_INFO: Final[Json] = _object(
+    {
         "language": {"type": "string", "examples": ["es-MX"]},
-        "category": {
-            "type": "array",
-            "items": {
-                "enum": [
-                    "Geo",
-                    "Met",
-                    "Safety",
-                    "Security",
-                    "Rescue",
-                    "Fire",
-                    "Health",
-                    "Env",
-                    "Transport",
-                    "Infra",
-                    "CBRNE",
-                    "Other",
-                ]
-            },
-        },
+        "category": _array(_enum_of(domain.Category)),
         "event": {"type": "string", "minLength": 1},
-        "response_type": {
-            "type": "array",
-            "items": {
-                "enum": [
-                    "Shelter",
-                    "Evacuate",
-                    "Prepare",
-                    "Execute",
-                    "Avoid",
-                    "Monitor",
-                    "Assess",
-                    "AllClear",
-                    "None",
-                ]
-            },
-        },
-        "urgency": {"enum": ["Immediate", "Expected", "Future", "Past", "Unknown"]},
-        "severity": {"enum": ["Extreme", "Severe", "Moderate", "Minor", "Unknown"]},
-        "certainty": {"enum": ["Observed", "Likely", "Possible", "Unlikely", "Unknown"]},
+        "response_type": _array(_enum_of(domain.ResponseType)),
+        "urgency": _enum_of(domain.Urgency),
+        "severity": _enum_of(domain.Severity),
+        "certainty": _enum_of(domain.Certainty),
         "audience": _STR_OR_NULL,
-        "event_codes": {"type": "array", "items": _ref("NamedValue")},
+        "event_codes": _array(_ref("NamedValue")),
         "effective": _DATETIME_OR_NULL,
         "onset": _DATETIME_OR_NULL,
         "expires": _DATETIME_OR_NULL,
@@ -139,379 +153,287 @@ _INFO: Final[Json] = {
         "web": _STR_OR_NULL,
         "contact": _STR_OR_NULL,
         "parameters": {"type": "object"},
-        "parameter_list": {"type": "array", "items": _ref("NamedValue")},
-        "resources": {"type": "array", "items": {"type": "object"}},
-        "areas": {"type": "array", "items": _AREA},
+        "parameter_list": _array(_ref("NamedValue")),
+        "resources": _array({"type": "object"}),
+        "areas": _array(_AREA),
     },
-}
+    "event",
+    "urgency",
+    "severity",
+    "certainty",
+    closed=True,
+)
 
-_ALERT_JSON: Final[Json] = {
-    "type": "object",
-    "description": (
+_ALERT_JSON: Final[Json] = _object(
+    {
+        "identifier": _STR_OR_NULL,
+        "sender": _STR,
+        "sent": _DATETIME_OR_NULL,
+        "status": _enum_of(domain.Status),
+        "msg_type": _enum_of(domain.MsgType),
+        "scope": _enum_of(domain.Scope),
+        "source": _STR_OR_NULL,
+        "restriction": _STR_OR_NULL,
+        "addresses": _STRINGS,
+        "codes": _STRINGS,
+        "note": _STR_OR_NULL,
+        "references": _STRINGS,
+        "incidents": _STRINGS,
+        "infos": _array(_INFO, minItems=1),
+    },
+    "status",
+    "msg_type",
+    "scope",
+    "infos",
+    closed=True,
+    description=(
         "An alert in the JSON shape `alertcast parse` prints. When composing, "
         "`identifier`, `sent` and `sender` may be left out: alertcast fills them."
     ),
-    "additionalProperties": False,
-    "required": ["status", "msg_type", "scope", "infos"],
-    "properties": {
-        "identifier": _STR_OR_NULL,
-        "sender": {"type": "string"},
-        "sent": _DATETIME_OR_NULL,
-        "status": {"enum": ["Actual", "Exercise", "System", "Test", "Draft"]},
-        "msg_type": {"enum": ["Alert", "Update", "Cancel", "Ack", "Error"]},
-        "scope": {"enum": ["Public", "Restricted", "Private"]},
-        "source": _STR_OR_NULL,
-        "restriction": _STR_OR_NULL,
-        "addresses": {"type": "array", "items": {"type": "string"}},
-        "codes": {"type": "array", "items": {"type": "string"}},
-        "note": _STR_OR_NULL,
-        "references": {"type": "array", "items": {"type": "string"}},
-        "incidents": {"type": "array", "items": {"type": "string"}},
-        "infos": {"type": "array", "items": _INFO, "minItems": 1},
-    },
-}
+)
 
-_APPROVAL: Final[Json] = {
-    "type": "object",
-    "required": ["user", "decision"],
-    "properties": {
-        "user": {"type": "string"},
-        "decision": {"enum": ["approve", "reject"]},
+_APPROVAL: Final[Json] = _object(
+    {
+        "user": _STR,
+        "decision": _enum(["approve", "reject"]),
         "reason": _STR_OR_NULL,
-        "at": {"type": "string", "format": "date-time"},
+        "at": _DATETIME,
     },
-}
+    "user",
+    "decision",
+)
 
-_ALERT_VIEW: Final[Json] = {
-    "type": "object",
-    "required": ["id", "state", "alert"],
-    "properties": {
-        "id": {"type": "integer"},
+_ALERT_VIEW: Final[Json] = _object(
+    {
+        "id": _INT,
         "state": {"type": "string", "description": "One of: " + ", ".join(ALERT_STATES)},
         "created_by": _STR_OR_NULL,
         "approvals_required": _INT_OR_NULL,
-        "approvals": {"type": "array", "items": _APPROVAL},
+        "approvals": _array(_APPROVAL),
         "scheduled_for": _DATETIME_OR_NULL,
         "submitted_at": _DATETIME_OR_NULL,
         "review_reason": _STR_OR_NULL,
-        "source": {"type": "string"},
+        "source": _STR,
         "received_at": _DATETIME_OR_NULL,
-        "exercise": {"type": "boolean"},
+        "exercise": _BOOL,
         "alert": {"type": "object", "description": "The alert, as `alertcast parse` prints it."},
-        "routes": {
-            "type": "array",
-            "description": "Only on a single alert: its routed deliveries and their state.",
-            "items": {"type": "object"},
-        },
-    },
-}
-
-_RENDERING: Final[Json] = {
-    "type": "object",
-    "properties": {
-        "language": {"type": "string"},
-        "text": {"type": "string"},
-        "length": {"type": "integer"},
-        "parts": {"type": "integer"},
-        "sms": _nullable(
-            {
-                "type": "object",
-                "properties": {
-                    "segments": {"type": "integer"},
-                    "encoding": {"enum": ["GSM-7", "UCS-2"]},
-                },
-            }
+        "routes": _array(
+            {"type": "object"},
+            description="Only on a single alert: its routed deliveries and their state.",
         ),
-        "problems": {"type": "array", "items": {"type": "string"}},
     },
-}
+    "id",
+    "state",
+    "alert",
+)
 
-_PREVIEW: Final[Json] = {
-    "type": "object",
-    "required": ["routes", "approvals_required", "exercise", "warnings"],
-    "properties": {
-        "routes": {
-            "type": "array",
-            "items": {
-                "type": "object",
-                "properties": {
-                    "route": {"type": "string"},
-                    "channel": {"type": "string"},
-                    "kind": {"type": "string"},
-                    "approval": {"enum": ["auto", "one", "two"]},
+_RENDERING: Final[Json] = _object(
+    {
+        "language": _STR,
+        "text": _STR,
+        "length": _INT,
+        "parts": _INT,
+        "sms": _nullable(_object({"segments": _INT, "encoding": _enum(SMS_ENCODINGS.values())})),
+        "problems": _STRINGS,
+    }
+)
+
+_COST: Final[Json] = _object(
+    {"segments": _INT, "per_segment": _NUM, "currency": _STR, "total": _NUM}
+)
+
+_PREVIEW: Final[Json] = _object(
+    {
+        "routes": _array(
+            _object(
+                {
+                    "route": _STR,
+                    "channel": _STR,
+                    "kind": _STR,
+                    "approval": _enum_of(Approval),
                     "held": _STR_OR_NULL,
                     "audience": _INT_OR_NULL,
                     "eta_s": _NUM_OR_NULL,
-                    "cost": _nullable(
-                        {
-                            "type": "object",
-                            "properties": {
-                                "segments": {"type": "integer"},
-                                "per_segment": {"type": "number"},
-                                "currency": {"type": "string"},
-                                "total": {"type": "number"},
-                            },
-                        }
-                    ),
-                    "renderings": {"type": "array", "items": _RENDERING},
-                },
-            },
-        },
-        "approvals_required": {"type": "integer"},
-        "exercise": {"type": "boolean"},
-        "warnings": {"type": "array", "items": {"type": "string"}},
+                    "cost": _nullable(_COST),
+                    "renderings": _array(_RENDERING),
+                }
+            )
+        ),
+        "approvals_required": _INT,
+        "exercise": _BOOL,
+        "warnings": _STRINGS,
     },
-}
+    "routes",
+    "approvals_required",
+    "exercise",
+    "warnings",
+)
 
 _PROGRESS_FIGURES: Final[Json] = {
     "counts": _COUNTS,
-    "total": {"type": "integer"},
-    "done": {"type": "integer"},
-    "remaining": {"type": "integer"},
-    "rate_per_s": {"type": "number"},
+    "total": _INT,
+    "done": _INT,
+    "remaining": _INT,
+    "rate_per_s": _NUM,
     "eta_s": _NUM_OR_NULL,
     "oldest_pending_age_s": _NUM_OR_NULL,
 }
 
-_PROGRESS: Final[Json] = {
-    "type": "object",
-    "required": ["alert_id", "at", "finished", "totals", "channels"],
-    "properties": {
-        "alert_id": {"type": "integer"},
-        "at": {"type": "string", "format": "date-time"},
-        "window_s": {"type": "number"},
-        "finished": {"type": "boolean"},
-        "totals": {"type": "object", "properties": _PROGRESS_FIGURES},
-        "channels": {
-            "type": "array",
-            "items": {
-                "type": "object",
-                "properties": {
-                    "channel": {"type": "string"},
-                    "finished": {"type": "boolean"},
+_PROGRESS: Final[Json] = _object(
+    {
+        "alert_id": _INT,
+        "at": _DATETIME,
+        "window_s": _NUM,
+        "finished": _BOOL,
+        "totals": _object(_PROGRESS_FIGURES),
+        "channels": _array(
+            _object(
+                {
+                    "channel": _STR,
+                    "finished": _BOOL,
                     "rate_limit_per_s": _NUM_OR_NULL,
                     **_PROGRESS_FIGURES,
-                },
-            },
-        },
+                }
+            )
+        ),
     },
-}
+    "alert_id",
+    "at",
+    "finished",
+    "totals",
+    "channels",
+)
 
-_DELIVERY: Final[Json] = {
-    "type": "object",
-    "required": ["id", "alert_id", "channel", "state"],
-    "properties": {
-        "id": {"type": "integer"},
-        "alert_id": {"type": "integer"},
-        "channel": {"type": "string"},
-        "target": {"type": "string"},
-        "state": {"type": "string"},
-        "priority": {"type": "integer"},
-        "attempts": {"type": "integer"},
-        "next_attempt_at": {"type": "string", "format": "date-time"},
+_DELIVERY: Final[Json] = _object(
+    {
+        "id": _INT,
+        "alert_id": _INT,
+        "channel": _STR,
+        "target": _STR,
+        "state": _STR,
+        "priority": _INT,
+        "attempts": _INT,
+        "next_attempt_at": _DATETIME,
         "last_error_class": _STR_OR_NULL,
         "last_error": _STR_OR_NULL,
         "provider_message_id": _STR_OR_NULL,
-        "updated_at": {"type": "string", "format": "date-time"},
+        "updated_at": _DATETIME,
     },
-}
+    "id",
+    "alert_id",
+    "channel",
+    "state",
+)
 
-_AUDIT_RECORD: Final[Json] = {
-    "type": "object",
-    "required": ["seq", "at", "actor", "action", "subject", "data", "prev_hash", "hash"],
-    "properties": {
-        "seq": {"type": "integer"},
-        "at": {"type": "string"},
-        "actor": {"type": "string"},
-        "action": {"type": "string"},
-        "subject": {"type": "string"},
-        "data": {"type": "object"},
-        "prev_hash": {"type": "string"},
-        "hash": {"type": "string"},
+_AUDIT_FIELDS: Final = ("seq", "at", "actor", "action", "subject", "data", "prev_hash", "hash")
+_AUDIT_RECORD: Final[Json] = _object(
+    {
+        name: _INT if name == "seq" else {"type": "object"} if name == "data" else _STR
+        for name in _AUDIT_FIELDS
     },
-}
+    *_AUDIT_FIELDS,
+)
+
+_FEED: Final[Json] = _object(
+    {
+        "name": _STR,
+        "kind": _STR,
+        "enabled": _BOOL,
+        "status": _enum(get_args(FeedStatus)),
+        "stale": _BOOL,
+        "unhealthy": _BOOL,
+        "last_attempt_at": _DATETIME_OR_NULL,
+        "last_success_at": _DATETIME_OR_NULL,
+        "last_change_at": _DATETIME_OR_NULL,
+        "consecutive_failures": _INT,
+        "last_error": _STR_OR_NULL,
+        "items_seen": _INT,
+        "next_poll_at": _DATETIME_OR_NULL,
+        "lease_owner": _STR_OR_NULL,
+    },
+    "name",
+    "kind",
+    "enabled",
+    "status",
+)
+
+_CHANNEL: Final[Json] = _object(
+    {"name": _STR, "kind": _STR, "enabled": _BOOL, "rate_limit_per_s": _NUM_OR_NULL},
+    "name",
+    "kind",
+    "enabled",
+    "rate_limit_per_s",
+)
 
 SCHEMAS: Final[Json] = {
-    "Problem": {
-        "type": "object",
-        "description": "RFC 9457 problem details.",
-        "required": ["type", "title", "status", "detail"],
-        "properties": {
-            "type": {"type": "string"},
-            "title": {"type": "string"},
-            "status": {"type": "integer"},
-            "detail": {"type": "string"},
+    "Problem": _object(
+        {
+            "type": _STR,
+            "title": _STR,
+            "status": _INT,
+            "detail": _STR,
             "rule": {"type": "string", "description": "`two-person` when that rule refused"},
         },
-    },
-    "NamedValue": {
-        "type": "object",
-        "additionalProperties": False,
-        "required": ["name", "value"],
-        "properties": {"name": {"type": "string"}, "value": {"type": "string"}},
-    },
+        "type",
+        "title",
+        "status",
+        "detail",
+        description="RFC 9457 problem details.",
+    ),
+    "NamedValue": _object({"name": _STR, "value": _STR}, "name", "value", closed=True),
     "AlertJson": _ALERT_JSON,
     "AlertView": _ALERT_VIEW,
-    "AlertList": {
-        "type": "object",
-        "required": ["alerts", "next"],
-        "properties": {
-            "alerts": {"type": "array", "items": _ref("AlertView")},
-            "next": {
-                "type": ["integer", "null"],
-                "description": "Pass as `before` for the next page; null on the last one.",
-            },
-        },
-    },
-    "Queue": {
-        "type": "object",
-        "required": ["alerts"],
-        "properties": {"alerts": {"type": "array", "items": _ref("AlertView")}},
-    },
+    "AlertList": _page_of("alerts", _ref("AlertView"), "before"),
+    "Queue": _list_of("alerts", _ref("AlertView")),
     "Preview": _PREVIEW,
     "Progress": _PROGRESS,
-    "DeadDeliveries": {
-        "type": "object",
-        "required": ["deliveries", "next"],
-        "properties": {
-            "deliveries": {"type": "array", "items": _DELIVERY},
-            "next": _INT_OR_NULL,
-        },
-    },
-    "RetryResult": {
-        "type": "object",
-        "required": ["alert_id", "retried"],
-        "properties": {
-            "alert_id": {"type": "integer"},
-            "channel": _STR_OR_NULL,
-            "state": {"type": "string"},
-            "retried": {"type": "integer"},
-        },
-    },
-    "Feeds": {
-        "type": "object",
-        "required": ["feeds"],
-        "properties": {
-            "feeds": {
-                "type": "array",
-                "items": {
-                    "type": "object",
-                    "required": ["name", "kind", "enabled", "status"],
-                    "properties": {
-                        "name": {"type": "string"},
-                        "kind": {"type": "string"},
-                        "enabled": {"type": "boolean"},
-                        "status": {
-                            "enum": [
-                                "ok",
-                                "stale",
-                                "failing",
-                                "unhealthy",
-                                "never polled",
-                                "disabled",
-                                "push",
-                            ]
-                        },
-                        "stale": {"type": "boolean"},
-                        "unhealthy": {"type": "boolean"},
-                        "last_attempt_at": _DATETIME_OR_NULL,
-                        "last_success_at": _DATETIME_OR_NULL,
-                        "last_change_at": _DATETIME_OR_NULL,
-                        "consecutive_failures": {"type": "integer"},
-                        "last_error": _STR_OR_NULL,
-                        "items_seen": {"type": "integer"},
-                        "next_poll_at": _DATETIME_OR_NULL,
-                        "lease_owner": _STR_OR_NULL,
-                    },
-                },
-            }
-        },
-    },
-    "Channels": {
-        "type": "object",
-        "required": ["channels"],
-        "properties": {
-            "channels": {
-                "type": "array",
-                "items": {
-                    "type": "object",
-                    "required": ["name", "kind", "enabled", "rate_limit_per_s"],
-                    "properties": {
-                        "name": {"type": "string"},
-                        "kind": {"type": "string"},
-                        "enabled": {"type": "boolean"},
-                        "rate_limit_per_s": _NUM_OR_NULL,
-                    },
-                },
-            }
-        },
-    },
-    "SubscriberCount": {
-        "type": "object",
-        "required": ["configured", "channels", "total"],
-        "properties": {
-            "configured": {"type": "boolean"},
-            "channels": _COUNTS,
-            "total": {"type": "integer"},
-        },
-    },
-    "SubscriberId": {
-        "type": "object",
-        "additionalProperties": False,
-        "required": ["id"],
-        "properties": {"id": {"type": "integer", "minimum": 1}},
-    },
-    "SubscriberExport": {
-        "type": "object",
-        "description": "Everything held about one subscriber, address decrypted.",
-        "required": ["id"],
-        "properties": {"id": {"type": "integer"}, "address": {"type": "string"}},
-    },
-    "SubscriberDeleted": {
-        "type": "object",
-        "required": ["id", "deleted"],
-        "properties": {"id": {"type": "integer"}, "deleted": {"type": "boolean"}},
-    },
-    "Acknowledgements": {
-        "type": "object",
-        "required": ["alert_id", "counts", "total"],
-        "properties": {
-            "alert_id": {"type": "integer"},
-            "counts": _COUNTS,
-            "total": {"type": "integer"},
-        },
-    },
-    "AuditPage": {
-        "type": "object",
-        "required": ["records", "next"],
-        "properties": {
-            "records": {"type": "array", "items": _AUDIT_RECORD},
-            "next": {
-                "type": ["integer", "null"],
-                "description": "Pass as `after` for the next page; null on the last one.",
-            },
-        },
-    },
-    "AuditVerification": {
-        "type": "object",
-        "required": ["intact", "records", "broken_at", "reason"],
-        "properties": {
-            "intact": {"type": "boolean"},
+    "DeadDeliveries": _object(
+        {"deliveries": _array(_DELIVERY), "next": _INT_OR_NULL}, "deliveries", "next"
+    ),
+    "RetryResult": _object(
+        {"alert_id": _INT, "channel": _STR_OR_NULL, "state": _STR, "retried": _INT},
+        "alert_id",
+        "retried",
+    ),
+    "Feeds": _list_of("feeds", _FEED),
+    "Channels": _list_of("channels", _CHANNEL),
+    "SubscriberCount": _object(
+        {"configured": _BOOL, "channels": _COUNTS, "total": _INT},
+        "configured",
+        "channels",
+        "total",
+    ),
+    "SubscriberId": _object({"id": {"type": "integer", "minimum": 1}}, "id", closed=True),
+    "SubscriberExport": _object(
+        {"id": _INT, "address": _STR},
+        "id",
+        description="Everything held about one subscriber, address decrypted.",
+    ),
+    "SubscriberDeleted": _object({"id": _INT, "deleted": _BOOL}, "id", "deleted"),
+    "Acknowledgements": _object(
+        {"alert_id": _INT, "counts": _COUNTS, "total": _INT}, "alert_id", "counts", "total"
+    ),
+    "AuditPage": _page_of("records", _AUDIT_RECORD, "after"),
+    "AuditVerification": _object(
+        {
+            "intact": _BOOL,
             "records": _INT_OR_NULL,
             "broken_at": _INT_OR_NULL,
             "reason": _STR_OR_NULL,
         },
-    },
-    "Me": {
-        "type": "object",
-        "required": ["name", "role", "via"],
-        "properties": {
-            "name": {"type": "string"},
-            "role": {"enum": ["viewer", "officer", "approver", "admin"]},
-            "via": {"enum": ["token", "session", "cli"]},
-        },
-    },
+        "intact",
+        "records",
+        "broken_at",
+        "reason",
+    ),
+    "Me": _object(
+        {"name": _STR, "role": _enum_of(Role), "via": _enum(get_args(Via))},
+        "name",
+        "role",
+        "via",
+    ),
 }
+
 
 # --------------------------------------------------------------------------- responses
 
@@ -543,6 +465,13 @@ def _json_ok(schema: str, description: str) -> Json:
     return {"description": description, "content": {"application/json": {"schema": _ref(schema)}}}
 
 
+def _any_json(description: str) -> Json:
+    return {
+        "description": description,
+        "content": {"application/json": {"schema": {"type": "object"}}},
+    }
+
+
 def _errors(*codes: str) -> Json:
     return {code: {"$ref": f"#/components/responses/{code}"} for code in codes}
 
@@ -566,6 +495,34 @@ def _query(name: str, schema: Json, description: str) -> Json:
         "description": description,
         "schema": schema,
     }
+
+
+def _limit(most: int, default: int) -> Json:
+    return _query(
+        "limit",
+        {"type": "integer", "minimum": 1, "maximum": most, "default": default},
+        "Page size.",
+    )
+
+
+def _text_filter(name: str, description: str) -> Json:
+    return _query(name, {"type": "string", "maxLength": 200}, description)
+
+
+def _after(description: str) -> Json:
+    return _query("after", {"type": "integer", "minimum": 0}, description)
+
+
+def _ok(operation_id: str, summary: str, schema: str, description: str, tag: str) -> Json:
+    """A viewer's read with no parameters: the common shape of the status endpoints."""
+    return _op(operation_id, summary, "viewer", {"200": _json_ok(schema, description)}, tag=tag)
+
+
+def _about_alert(operation_id: str, summary: str, ok: Json, tag: str) -> Json:
+    """A viewer's read about one alert, 404 when there is none."""
+    return _op(
+        operation_id, summary, "viewer", ok, errors=("404",), parameters=[_ALERT_ID], tag=tag
+    )
 
 
 def _body(schema: Json | str, *, required: bool = True, description: str = "") -> Json:
@@ -605,22 +562,19 @@ def _empty_or(schema: Json) -> Json:
     return _body(schema, required=False, description="Optional: send no body, or this object.")
 
 
-_SSE_EVENT: Final[Json] = {
-    "type": "object",
-    "description": "One server-sent event; `data` is JSON (the Progress on `progress`).",
-    "required": ["event", "data"],
-    "properties": {
-        "event": {"enum": ["progress", "end", "timeout", "gone", "unavailable"]},
+_SSE_EVENT: Final[Json] = _object(
+    {
+        "event": _enum(["progress", "end", "timeout", "gone", "unavailable"]),
         "data": {"type": "string", "contentMediaType": "application/json"},
     },
-}
-_NOTE_BODY: Final[Json] = {
-    "type": "object",
-    "additionalProperties": False,
-    "properties": {"note": {"type": ["string", "null"], "maxLength": 2000}},
-}
-_NO_BODY: Final[Json] = {"type": "object", "additionalProperties": False, "properties": {}}
-_SCHEDULED: Final[Json] = {"type": "string", "format": "date-time"}
+    "event",
+    "data",
+    description="One server-sent event; `data` is JSON (the Progress on `progress`).",
+)
+_NOTE_BODY: Final[Json] = _object(
+    {"note": {"type": ["string", "null"], "maxLength": 2000}}, closed=True
+)
+_NO_BODY: Final[Json] = _object({}, closed=True)
 _DESK = ("404", "409", *_BODY)
 
 
@@ -648,6 +602,19 @@ def _alert_action(
     )
 
 
+def _subscriber_request(operation_id: str, summary: str, ok: Json) -> Json:
+    """An admin's request about one subscriber, named by id in the body (never in the URL)."""
+    return _op(
+        operation_id,
+        summary,
+        "admin",
+        {"200": ok},
+        errors=("404", *_BODY),
+        body=_body("SubscriberId"),
+        tag="subscribers",
+    )
+
+
 def _paths() -> Json:
     states = {"type": "string", "description": "Comma-separated: " + ", ".join(ALERT_STATES)}
     return {
@@ -660,11 +627,7 @@ def _paths() -> Json:
                 errors=("422",),
                 parameters=[
                     _query("state", states, "Only alerts in these states."),
-                    _query(
-                        "limit",
-                        {"type": "integer", "minimum": 1, "maximum": 200, "default": 50},
-                        "Page size.",
-                    ),
+                    _limit(200, 50),
                     _query(
                         "before",
                         {"type": "integer", "minimum": 1},
@@ -705,15 +668,7 @@ def _paths() -> Json:
                 "submitAlert",
                 "Submit a draft for approval (optionally for release at a later time)",
                 "officer",
-                _empty_or(
-                    {
-                        "type": "object",
-                        "additionalProperties": False,
-                        "properties": {
-                            "scheduled_for": {"type": ["string", "null"], "format": "date-time"}
-                        },
-                    }
-                ),
+                _empty_or(_object({"scheduled_for": _DATETIME_OR_NULL}, closed=True)),
             )
         },
         "/api/v1/alerts/{alert_id}/approve": {
@@ -730,14 +685,11 @@ def _paths() -> Json:
                 "Reject, with a reason",
                 "approver",
                 _body(
-                    {
-                        "type": "object",
-                        "additionalProperties": False,
-                        "required": ["reason"],
-                        "properties": {
-                            "reason": {"type": "string", "minLength": 1, "maxLength": 2000}
-                        },
-                    }
+                    _object(
+                        {"reason": {"type": "string", "minLength": 1, "maxLength": 2000}},
+                        "reason",
+                        closed=True,
+                    )
                 ),
             )
         },
@@ -746,14 +698,7 @@ def _paths() -> Json:
                 "scheduleAlert",
                 "Set the release time of a draft or submitted alert",
                 "officer",
-                _body(
-                    {
-                        "type": "object",
-                        "additionalProperties": False,
-                        "required": ["scheduled_for"],
-                        "properties": {"scheduled_for": _SCHEDULED},
-                    }
-                ),
+                _body(_object({"scheduled_for": _DATETIME}, "scheduled_for", closed=True)),
             )
         },
         "/api/v1/alerts/{alert_id}/cancel": {
@@ -771,21 +716,20 @@ def _paths() -> Json:
                 "Correct an active alert: an Update with the changes, submitted",
                 "officer",
                 _body(
-                    {
-                        "type": "object",
-                        "additionalProperties": False,
-                        "properties": {
-                            "headline": {"type": "string"},
-                            "description": {"type": "string"},
-                            "instruction": {"type": "string"},
-                            "severity": _INFO["properties"]["severity"],
-                            "urgency": _INFO["properties"]["urgency"],
-                            "certainty": _INFO["properties"]["certainty"],
-                            "expires": {"type": "string", "format": "date-time"},
-                            "infos": {"type": "array", "items": _INFO},
-                            "note": {"type": "string"},
+                    _object(
+                        {
+                            "headline": _STR,
+                            "description": _STR,
+                            "instruction": _STR,
+                            "severity": _enum_of(domain.Severity),
+                            "urgency": _enum_of(domain.Urgency),
+                            "certainty": _enum_of(domain.Certainty),
+                            "expires": _DATETIME,
+                            "infos": _array(_INFO),
+                            "note": _STR,
                         },
-                    }
+                        closed=True,
+                    )
                 ),
                 creates=True,
             )
@@ -800,32 +744,25 @@ def _paths() -> Json:
             )
         },
         "/api/v1/alerts/{alert_id}/preview": {
-            "get": _op(
+            "get": _about_alert(
                 "previewStoredAlert",
                 "What each routed channel would show for a stored alert",
-                "viewer",
                 {"200": _json_ok("Preview", "The preview.")},
-                errors=("404",),
-                parameters=[_ALERT_ID],
-                tag="preview",
+                "preview",
             )
         },
         "/api/v1/alerts/{alert_id}/progress": {
-            "get": _op(
+            "get": _about_alert(
                 "alertProgress",
                 "Delivery progress per channel: counts, rate, ETA",
-                "viewer",
                 {"200": _json_ok("Progress", "The progress now.")},
-                errors=("404",),
-                parameters=[_ALERT_ID],
-                tag="deliveries",
+                "deliveries",
             )
         },
         "/api/v1/alerts/{alert_id}/events": {
-            "get": _op(
+            "get": _about_alert(
                 "alertEvents",
                 "Delivery progress as server-sent events",
-                "viewer",
                 {
                     "200": {
                         "description": (
@@ -835,20 +772,15 @@ def _paths() -> Json:
                         "content": {"text/event-stream": {"schema": _SSE_EVENT}},
                     }
                 },
-                errors=("404",),
-                parameters=[_ALERT_ID],
-                tag="deliveries",
+                "deliveries",
             )
         },
         "/api/v1/alerts/{alert_id}/acknowledgements": {
-            "get": _op(
+            "get": _about_alert(
                 "alertAcknowledgements",
                 "How many people answered the alert, each way",
-                "viewer",
                 {"200": _json_ok("Acknowledgements", "Counts by answer.")},
-                errors=("404",),
-                parameters=[_ALERT_ID],
-                tag="subscribers",
+                "subscribers",
             )
         },
         "/api/v1/preview": {
@@ -863,12 +795,8 @@ def _paths() -> Json:
             )
         },
         "/api/v1/approvals": {
-            "get": _op(
-                "approvalQueue",
-                "Alerts waiting for an approval",
-                "viewer",
-                {"200": _json_ok("Queue", "The queue.")},
-                tag="alerts",
+            "get": _ok(
+                "approvalQueue", "Alerts waiting for an approval", "Queue", "The queue.", "alerts"
             )
         },
         "/api/v1/deliveries/dead": {
@@ -880,17 +808,9 @@ def _paths() -> Json:
                 errors=("422",),
                 parameters=[
                     _query("alert_id", {"type": "integer", "minimum": 1}, "Only this alert's."),
-                    _query("channel", {"type": "string", "maxLength": 200}, "Only this channel's."),
-                    _query(
-                        "limit",
-                        {"type": "integer", "minimum": 1, "maximum": 1000, "default": 100},
-                        "Page size.",
-                    ),
-                    _query(
-                        "after",
-                        {"type": "integer", "minimum": 0},
-                        "Only rows with a larger id (the `next` of the previous page).",
-                    ),
+                    _text_filter("channel", "Only this channel's."),
+                    _limit(1000, 100),
+                    _after("Only rows with a larger id (the `next` of the previous page)."),
                 ],
                 tag="deliveries",
             )
@@ -903,67 +823,52 @@ def _paths() -> Json:
                 {"200": _json_ok("RetryResult", "How many rows were queued again.")},
                 errors=("404", *_BODY),
                 body=_body(
-                    {
-                        "type": "object",
-                        "additionalProperties": False,
-                        "required": ["alert_id"],
-                        "properties": {
+                    _object(
+                        {
                             "alert_id": {"type": "integer", "minimum": 1},
                             "channel": {"type": ["string", "null"], "maxLength": 200},
-                            "state": {"enum": [*RETRY_STATES, None]},
+                            "state": _enum([*RETRY_STATES, None]),
                         },
-                    }
+                        "alert_id",
+                        closed=True,
+                    )
                 ),
                 tag="deliveries",
             )
         },
         "/api/v1/feeds": {
-            "get": _op(
-                "listFeeds",
-                "Feed health",
-                "viewer",
-                {"200": _json_ok("Feeds", "Every configured feed.")},
-                tag="status",
-            )
+            "get": _ok("listFeeds", "Feed health", "Feeds", "Every configured feed.", "status")
         },
         "/api/v1/channels": {
-            "get": _op(
+            "get": _ok(
                 "listChannels",
                 "Configured channels, their kind and rate limit",
-                "viewer",
-                {"200": _json_ok("Channels", "Every configured channel.")},
-                tag="status",
+                "Channels",
+                "Every configured channel.",
+                "status",
             )
         },
         "/api/v1/subscribers/count": {
-            "get": _op(
+            "get": _ok(
                 "countSubscribers",
                 "Active subscribers per channel",
-                "viewer",
-                {"200": _json_ok("SubscriberCount", "The counts.")},
-                tag="subscribers",
+                "SubscriberCount",
+                "The counts.",
+                "subscribers",
             )
         },
         "/api/v1/subscribers/export": {
-            "post": _op(
+            "post": _subscriber_request(
                 "exportSubscriber",
                 "Everything held about one subscriber (access request; audited)",
-                "admin",
-                {"200": _json_ok("SubscriberExport", "The subscriber's data.")},
-                errors=("404", *_BODY),
-                body=_body("SubscriberId"),
-                tag="subscribers",
+                _json_ok("SubscriberExport", "The subscriber's data."),
             )
         },
         "/api/v1/subscribers/delete": {
-            "post": _op(
+            "post": _subscriber_request(
                 "deleteSubscriber",
                 "Erase one subscriber and their answers (erasure request; audited)",
-                "admin",
-                {"200": _json_ok("SubscriberDeleted", "Erased.")},
-                errors=("404", *_BODY),
-                body=_body("SubscriberId"),
-                tag="subscribers",
+                _json_ok("SubscriberDeleted", "Erased."),
             )
         },
         "/api/v1/audit": {
@@ -974,35 +879,25 @@ def _paths() -> Json:
                 {"200": _json_ok("AuditPage", "A page of records.")},
                 errors=("422",),
                 parameters=[
-                    _query("after", {"type": "integer", "minimum": 0}, "Records after this seq."),
-                    _query(
-                        "limit",
-                        {"type": "integer", "minimum": 1, "maximum": 1000, "default": 100},
-                        "Page size.",
-                    ),
-                    _query("action", {"type": "string", "maxLength": 200}, "Only this action."),
-                    _query("subject", {"type": "string", "maxLength": 200}, "Only this subject."),
+                    _after("Records after this seq."),
+                    _limit(1000, 100),
+                    _text_filter("action", "Only this action."),
+                    _text_filter("subject", "Only this subject."),
                 ],
                 tag="audit",
             )
         },
         "/api/v1/audit/verify": {
-            "get": _op(
+            "get": _ok(
                 "verifyAudit",
                 "Check the whole hash chain",
-                "viewer",
-                {"200": _json_ok("AuditVerification", "Whether the chain is intact.")},
-                tag="audit",
+                "AuditVerification",
+                "Whether the chain is intact.",
+                "audit",
             )
         },
         "/api/v1/me": {
-            "get": _op(
-                "me",
-                "Who the API takes the caller to be",
-                "viewer",
-                {"200": _json_ok("Me", "The caller.")},
-                tag="account",
-            )
+            "get": _ok("me", "Who the API takes the caller to be", "Me", "The caller.", "account")
         },
         OPENAPI_PATH: {
             "get": {
@@ -1010,12 +905,7 @@ def _paths() -> Json:
                 "summary": "This document",
                 "tags": ["account"],
                 "security": [],
-                "responses": {
-                    "200": {
-                        "description": "The OpenAPI 3.1 document.",
-                        "content": {"application/json": {"schema": {"type": "object"}}},
-                    }
-                },
+                "responses": {"200": _any_json("The OpenAPI 3.1 document.")},
             }
         },
     }
@@ -1035,14 +925,8 @@ def _push_path() -> Json:
                 },
             },
             "responses": {
-                "201": {
-                    "description": "Stored (at least one alert was new).",
-                    "content": {"application/json": {"schema": {"type": "object"}}},
-                },
-                "200": {
-                    "description": "Every alert was already known.",
-                    "content": {"application/json": {"schema": {"type": "object"}}},
-                },
+                "201": _any_json("Stored (at least one alert was new)."),
+                "200": _any_json("Every alert was already known."),
                 **_errors("401", "403", "413", "415", "422", "429", "503"),
             },
         }
@@ -1081,7 +965,7 @@ def document(*, with_push: bool = False) -> Json:
             )
         ]
         + ([{"name": "ingest"}] if with_push else []),
-        "paths": paths,
+        "paths": copy.deepcopy(paths),
         "components": {
             "schemas": copy.deepcopy(SCHEMAS),
             "responses": copy.deepcopy(RESPONSES),

@@ -48,6 +48,14 @@ def viewer_of(request: web.Request) -> Viewer | None:
     return Viewer(principal, session.csrf_token)
 
 
+def signed_in(request: web.Request) -> Viewer:
+    """The signed-in person behind ``request``; a redirect to the login page for nobody."""
+    viewer = viewer_of(request)
+    if viewer is None:
+        raise to_login(request)
+    return viewer
+
+
 def safe_next(target: str | None) -> str:
     """Where to go after logging in: a console path of this site, never another site."""
     if not target or not target.startswith(CONSOLE_ROOT) or target.startswith("//"):

@@ -24,10 +24,17 @@ from alertcast.errors import AlertcastError, StoreError
 from alertcast.officers.errors import NotFound, OfficerError
 from alertcast.officers.roles import Principal, Role
 from alertcast.web.console import compose_form
-from alertcast.web.console.access import Viewer, to_login, viewer_of
+from alertcast.web.console.access import Viewer, signed_in
 from alertcast.web.console.overview import alert_rows, headline_of
 from alertcast.web.console.state import console_state
-from alertcast.web.console.views import N_, error_page, language, show, tr, unavailable
+from alertcast.web.console.views import (
+    N_,
+    error_page,
+    language,
+    section_page,
+    tr,
+    unavailable,
+)
 
 if TYPE_CHECKING:
     from alertcast.officers.workflow import AlertView
@@ -76,13 +83,12 @@ def _compose_page(
         {"name": p.name, "category": p.category, "event": p.event.get(values["language"], "")}
         for p in compose_form.PRESETS
     ]
-    return show(
+    return section_page(
         request,
         viewer,
-        "compose.j2",
+        "compose",
+        tr(request, "Compose an alert"),
         status=status,
-        section="compose",
-        title=tr(request, "Compose an alert"),
         exercise=values.get("status") == "Exercise",
         flash_error=flash_error,
         values=values,
@@ -101,9 +107,7 @@ def _compose_page(
 
 
 async def compose_page(request: web.Request) -> web.StreamResponse:
-    viewer = viewer_of(request)
-    if viewer is None:
-        raise to_login(request)
+    viewer = signed_in(request)
     values = compose_form.initial_values(request.query)
     refusal = _role_refusal(request, viewer.principal, Role.OFFICER)
     return _compose_page(request, viewer, values, flash_error=refusal)
@@ -131,9 +135,7 @@ async def _server_preview(
 
 async def compose(request: web.Request) -> web.StreamResponse:
     """Create the draft and submit it for approval in one step."""
-    viewer = viewer_of(request)
-    if viewer is None:
-        raise to_login(request)
+    viewer = signed_in(request)
     lang = language(request)
     form = await request.post()
     parsed = compose_form.read_form(
@@ -177,20 +179,17 @@ async def compose(request: web.Request) -> web.StreamResponse:
 
 
 async def queue_page(request: web.Request) -> web.StreamResponse:
-    viewer = viewer_of(request)
-    if viewer is None:
-        raise to_login(request)
+    viewer = signed_in(request)
     try:
         waiting = await console_state(request).services.desk.queue()
     except StoreError as exc:
         log.error("console.queue_failed", reason=str(exc))
         return unavailable(request, viewer)
-    return show(
+    return section_page(
         request,
         viewer,
-        "queue.j2",
-        section="queue",
-        title=tr(request, "Approval queue"),
+        "queue",
+        tr(request, "Approval queue"),
         alerts=alert_rows(waiting, language(request)),
     )
 
@@ -238,13 +237,12 @@ async def _alert_page(
         log.error("console.alert_failed", alert_id=alert_id, reason=str(exc))
         return unavailable(request, viewer)
     info = view.alert.info_for(lang)
-    return show(
+    return section_page(
         request,
         viewer,
-        "alert.j2",
+        "alert",
+        f"#{view.id} · {headline_of(view, lang)}",
         status=status,
-        section="alert",
-        title=f"#{view.id} · {headline_of(view, lang)}",
         exercise=view.is_exercise,
         flash_error=flash_error,
         view=view,
@@ -269,9 +267,7 @@ async def _alert_page(
 
 
 async def alert_page(request: web.Request) -> web.StreamResponse:
-    viewer = viewer_of(request)
-    if viewer is None:
-        raise to_login(request)
+    viewer = signed_in(request)
     alert_id = _alert_id(request)
     if alert_id is None:
         return error_page(request, viewer, 404, tr(request, "There is no such alert."))
@@ -317,15 +313,18 @@ def _changes(form: Mapping[str, Any], original: AlertView, lang: str) -> dict[st
 
 async def alert_action(request: web.Request) -> web.StreamResponse:
     """``POST /console/alerts/{id}/{action}``: approve, reject, cancel, correct, all clear."""
-    viewer = viewer_of(request)
-    if viewer is None:
-        raise to_login(request)
+    viewer = signed_in(request)
     alert_id = _alert_id(request)
     action = request.match_info.get("action", "")
     if alert_id is None or action not in ACTIONS:
         return error_page(request, viewer, 404, tr(request, "There is no such alert."))
     lang = language(request)
     who = viewer.principal  # the desk checks the role, so a refusal is audited there
+
+    async def refused(error: str, status: int = 422) -> web.StreamResponse:
+        """The alert's page again, saying why the action was not done."""
+        return await _alert_page(request, viewer, alert_id, flash_error=error, status=status)
+
     desk = console_state(request).services.desk
     form = await request.post()
     try:
@@ -335,13 +334,7 @@ async def alert_action(request: web.Request) -> web.StreamResponse:
         elif action == "reject":
             reason = _text(form, "reason", MAX_NOTE)
             if reason is None:
-                return await _alert_page(
-                    request,
-                    viewer,
-                    alert_id,
-                    flash_error=tr(request, "Say why the alert is rejected."),
-                    status=422,
-                )
+                return await refused(tr(request, "Say why the alert is rejected."))
             result = await desk.reject(who, alert_id, reason)
         elif action == "cancel":
             result = await desk.cancel(who, alert_id, note=note)
@@ -349,24 +342,12 @@ async def alert_action(request: web.Request) -> web.StreamResponse:
             original = await desk.get(alert_id)
             changes = _changes(form, original, lang)
             if not changes:
-                return await _alert_page(
-                    request,
-                    viewer,
-                    alert_id,
-                    flash_error=tr(request, "Change at least one field to correct the alert."),
-                    status=422,
-                )
+                return await refused(tr(request, "Change at least one field to correct the alert."))
             result = await desk.update(who, alert_id, changes)
         else:
             result = await desk.all_clear(who, alert_id, note=note)
     except ValueError:
-        return await _alert_page(
-            request,
-            viewer,
-            alert_id,
-            flash_error=tr(request, "A field is too long or not a valid number."),
-            status=422,
-        )
+        return await refused(tr(request, "A field is too long or not a valid number."))
     except NotFound as exc:
         return error_page(request, viewer, 404, exc.localized(lang))
     except OfficerError as exc:
@@ -377,14 +358,12 @@ async def alert_action(request: web.Request) -> web.StreamResponse:
             user=who.name,
             reason=exc.message,
         )
-        return await _alert_page(
-            request, viewer, alert_id, flash_error=exc.localized(lang), status=exc.status
-        )
+        return await refused(exc.localized(lang), exc.status)
     except StoreError as exc:
         log.error("console.action_failed", action=action, alert_id=alert_id, reason=str(exc))
         return unavailable(request, viewer)
     except AlertcastError as exc:
-        return await _alert_page(request, viewer, alert_id, flash_error=str(exc), status=422)
+        return await refused(str(exc))
     done = action
     if action == "cancel" and result.id == alert_id:
         done = "discarded"

@@ -91,30 +91,26 @@ async def login(request: web.Request) -> web.StreamResponse:
     password = str(form.get("password", "") or "")
     next_path = safe_next(str(form.get("next", "") or ""))
     address = request.remote or "unknown"
+
+    def refused(status: int, error: str) -> web.Response:
+        return _login_page(request, status=status, error=error, username=name, next_path=next_path)
+
     if not login_token_matches(request, str(form.get(auth.CSRF_FIELD, "") or "")):
         log.warning("console.login_csrf_refused", remote=address)
-        return _login_page(
-            request,
-            status=403,
-            error=tr(request, "The form expired. Please sign in again."),
-            username=name,
-            next_path=next_path,
-        )
+        return refused(403, tr(request, "The form expired. Please sign in again."))
     wait = _retry_after(request, address, name)
     if wait is not None:
         log.warning("console.login_throttled", remote=address, user=name, retry_after_s=round(wait))
-        response = _login_page(
-            request,
-            status=429,
-            error=tr(
+        seconds = max(1, int(wait + 0.999))
+        response = refused(
+            429,
+            tr(
                 request,
                 "Too many failed sign-ins. Try again in %(seconds)s seconds.",
-                seconds=max(1, int(wait + 0.999)),
+                seconds=seconds,
             ),
-            username=name,
-            next_path=next_path,
         )
-        response.headers["Retry-After"] = str(max(1, int(wait + 0.999)))
+        response.headers["Retry-After"] = str(seconds)
         return response
     try:
         user = None
@@ -124,13 +120,7 @@ async def login(request: web.Request) -> web.StreamResponse:
             state.by_address.failed(address)
             state.by_user.failed(name)
             log.warning("console.login_failed", remote=address, user=name)
-            return _login_page(
-                request,
-                status=401,
-                error=tr(request, "Wrong user name or password."),
-                username=name,
-                next_path=next_path,
-            )
+            return refused(401, tr(request, "Wrong user name or password."))
         old = request.cookies.get(auth.SESSION_COOKIE)
         if old:
             await state.services.sessions.end(old)

@@ -19,10 +19,10 @@ from alertcast import audit
 from alertcast.errors import AuditError, StoreError
 from alertcast.feed_health import health_of
 from alertcast.store.feed_state import FeedStateRepository
-from alertcast.web.console.access import to_login, viewer_of
+from alertcast.web.console.access import signed_in
 from alertcast.web.console.map_data import MapAlert, map_data
 from alertcast.web.console.state import console_state
-from alertcast.web.console.views import language, show, tr, unavailable
+from alertcast.web.console.views import language, section_page, tr, unavailable
 
 if TYPE_CHECKING:
     from alertcast.officers.workflow import AlertView
@@ -67,9 +67,7 @@ def alert_rows(views: list[AlertView], lang: str) -> list[dict[str, Any]]:
 
 
 async def dashboard(request: web.Request) -> web.StreamResponse:
-    viewer = viewer_of(request)
-    if viewer is None:
-        raise to_login(request)
+    viewer = signed_in(request)
     state = console_state(request)
     services = state.services
     lang = language(request)
@@ -93,12 +91,11 @@ async def dashboard(request: web.Request) -> web.StreamResponse:
         }
         for channel in services.config.channels
     ]
-    return show(
+    return section_page(
         request,
         viewer,
-        "dashboard.j2",
-        section="dashboard",
-        title=tr(request, "Dashboard"),
+        "dashboard",
+        tr(request, "Dashboard"),
         alerts=alert_rows(active, lang),
         map_json=shapes.to_json(),
         unresolved=shapes.unresolved,
@@ -109,9 +106,7 @@ async def dashboard(request: web.Request) -> web.StreamResponse:
 
 
 async def audit_page(request: web.Request) -> web.StreamResponse:
-    viewer = viewer_of(request)
-    if viewer is None:
-        raise to_login(request)
+    viewer = signed_in(request)
     engine = console_state(request).services.engine
     broken: AuditError | None = None
     checked = 0
@@ -125,12 +120,11 @@ async def audit_page(request: web.Request) -> web.StreamResponse:
     except StoreError as exc:
         log.error("console.audit_failed", reason=str(exc))
         return unavailable(request, viewer)
-    return show(
+    return section_page(
         request,
         viewer,
-        "audit.j2",
-        section="audit",
-        title=tr(request, "Audit trail"),
+        "audit",
+        tr(request, "Audit trail"),
         records=records,
         checked=checked,
         broken=broken,
@@ -138,9 +132,7 @@ async def audit_page(request: web.Request) -> web.StreamResponse:
 
 
 async def subscribers_page(request: web.Request) -> web.StreamResponse:
-    viewer = viewer_of(request)
-    if viewer is None:
-        raise to_login(request)
+    viewer = signed_in(request)
     store = console_state(request).services.subscribers
     counts: dict[str, int] | None = None
     if store is not None:
@@ -149,12 +141,11 @@ async def subscribers_page(request: web.Request) -> web.StreamResponse:
         except StoreError as exc:
             log.error("console.subscribers_failed", reason=str(exc))
             return unavailable(request, viewer)
-    return show(
+    return section_page(
         request,
         viewer,
-        "subscribers.j2",
-        section="subscribers",
-        title=tr(request, "Subscribers"),
+        "subscribers",
+        tr(request, "Subscribers"),
         counts=counts,
         total=sum(counts.values()) if counts else 0,
     )

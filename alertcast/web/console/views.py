@@ -81,6 +81,13 @@ def show(
     return render(request, template, base, tile_url=console_state(request).tile_url, status=status)
 
 
+def section_page(
+    request: web.Request, viewer: Viewer, section: str, title: str, **context: Any
+) -> web.Response:
+    """A page of the navigation: template ``{section}.j2``, with its section marked current."""
+    return show(request, viewer, f"{section}.j2", section=section, title=title, **context)
+
+
 def error_page(
     request: web.Request, viewer: Viewer | None, status: int, message: str
 ) -> web.Response:
