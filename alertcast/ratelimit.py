@@ -32,6 +32,10 @@ How it stays both exact and saturated:
 
 The clock is injected (:class:`Clock`) so tests run on virtual time.
 
+Each acquisition's wait (zero included, on the limiter's clock) is observed
+in ``alertcast_rate_limiter_wait_seconds`` (:mod:`alertcast.metrics`): a
+channel whose sends mostly wait is one held back by its provider's limits.
+
 Several instances sending for the same bot share its global budget through
 PostgreSQL: pass ``shared=`` a :class:`GlobalBudget`
 (:class:`alertcast.ratelimit_shared.SharedBudget`), and the global tokens are
@@ -63,6 +67,8 @@ import structlog
 
 from alertcast.config import ChannelConfig
 from alertcast.errors import ConfigProblem
+from alertcast.metrics import Metrics
+from alertcast.metrics import metrics as process_metrics
 
 __all__ = [
     "PROVIDER_DEFAULTS",
@@ -382,15 +388,21 @@ class RateLimiter:
         *,
         clock: Clock | None = None,
         shared: GlobalBudget | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         self._clock: Clock = clock or SystemClock()
         self._shared = shared
+        self._metrics = metrics if metrics is not None else process_metrics()
         now = self._clock.monotonic()
         self._channels = {name: _ChannelState(lim, now) for name, lim in limits.items()}
 
     @classmethod
     def from_channels(
-        cls, channels: Iterable[ChannelConfig], *, clock: Clock | None = None
+        cls,
+        channels: Iterable[ChannelConfig],
+        *,
+        clock: Clock | None = None,
+        metrics: Metrics | None = None,
     ) -> tuple[RateLimiter, list[ConfigProblem]]:
         """A limiter for the enabled configured channels, with every option problem found."""
         limits: dict[str, RateLimits] = {}
@@ -400,7 +412,7 @@ class RateLimiter:
                 continue
             limits[channel.name], found = limits_for(channel)
             problems.extend(found)
-        return cls(limits, clock=clock), problems
+        return cls(limits, clock=clock, metrics=metrics), problems
 
     def limits(self, channel: str) -> RateLimits:
         return self._state(channel).limits
@@ -440,7 +452,7 @@ class RateLimiter:
         state = self._state(channel)
         clock = self._clock
         keyed: list[_Bucket] = []
-        now = clock.monotonic()
+        now = began = clock.monotonic()
         if group is not None and state.limits.per_group_per_minute:
             keyed.append(
                 _key_bucket(state.groups, group, state.limits.per_group_per_minute / 60, now)
@@ -469,9 +481,10 @@ class RateLimiter:
         finally:
             for bucket in keyed:
                 bucket.users -= 1
+        self._metrics.rate_wait(channel, now - began)
         state.acquisitions += 1
         if state.acquisitions % _SWEEP_EVERY == 0:
-            _sweep(state, clock.monotonic())
+            _sweep(state, now)
 
     async def _pass_gate(self, channel: str, state: _ChannelState, cost: float) -> None:
         """Wait for the local pause and bucket, then for a lease of shared tokens if any."""

@@ -51,6 +51,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -63,6 +64,8 @@ from alertcast.dispatch import followup, ledger
 from alertcast.dispatch.ledger import Delivery, DeliveryState, Outcome
 from alertcast.dispatch.retry import RetryPolicy, decide, succeeded
 from alertcast.errors import Permanent, StoreError
+from alertcast.metrics import Metrics, send_outcome
+from alertcast.metrics import metrics as process_metrics
 from alertcast.ports import Channel
 from alertcast.store.engine import database_errors
 from alertcast.subscribers.model import SUBSCRIBER_TARGET_PREFIX
@@ -123,6 +126,7 @@ class Worker:
         clock: Callable[[], datetime] = utc_now,
         start_ahead: int | None = None,
         resolve_addresses: AddressResolver | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         if batch < 1 or concurrency < 1:
             raise ValueError("batch and concurrency must be at least 1")
@@ -143,6 +147,7 @@ class Worker:
         self.on_recipient_gone = on_recipient_gone
         self.clock = clock
         self.resolve_addresses = resolve_addresses
+        self.metrics = metrics if metrics is not None else process_metrics()
         self._addresses: dict[str, str] = {}
         self._held: set[int] = set()
         self._earlier: dict[int, followup.EarlierMessage] = {}
@@ -407,10 +412,12 @@ class Worker:
         channel = self.channels[delivery.channel]
         attempts = delivery.attempts + 1
         earlier = self._earlier.pop(delivery.id, None)
+        began = time.perf_counter()
         try:
             address = self._address_of(delivery)
             receipt = await followup.send(channel, _addressed(delivery, address), earlier)
         except Exception as exc:
+            took = time.perf_counter() - began
             decision = decide(
                 delivery,
                 exc,
@@ -422,7 +429,9 @@ class Worker:
                 self.limiter.pause(delivery.channel, decision.pause_s)
             outcome = decision.outcome
         else:
+            took = time.perf_counter() - began
             outcome = succeeded(delivery, receipt)
+        self._observe(delivery.channel, channel, took, outcome.error_class)
         log.info(
             "delivery.attempt",
             delivery_id=delivery.id,
@@ -433,6 +442,18 @@ class Worker:
             error_class=outcome.error_class,
         )
         return outcome
+
+    def _observe(
+        self, name: str, channel: Channel, seconds: float, error_class: str | None
+    ) -> None:
+        """Count one attempt for ``/metrics``: its latency and outcome, and a provider's 429.
+
+        The provider label is the channel's kind (a bounded set), never its account.
+        """
+        outcome = send_outcome(error_class)
+        self.metrics.observe_send(name, seconds, outcome)
+        if outcome == "rate_limited":
+            self.metrics.throttled(name, channel.kind)
 
     def _address_of(self, delivery: Delivery) -> str:
         """The address to send to: the target itself, or the subscriber's behind ``sub:ID``."""

@@ -67,6 +67,8 @@ from alertcast.feeds.drop_folder import DropFolderFeed
 from alertcast.feeds.http import FetchError, HttpFetcher, allowed_host_check
 from alertcast.feeds.lease import FeedLease, grace_s, instance_id
 from alertcast.feeds.linked import LinkedFetcher, LinkResult
+from alertcast.metrics import Metrics
+from alertcast.metrics import metrics as process_metrics
 from alertcast.store import feed_state as feed_state_sql
 from alertcast.store.engine import database_errors
 from alertcast.store.feed_state import (
@@ -220,6 +222,7 @@ class FeedPoller:
         clock: Clock = utc_now,
         rng: random.Random | None = None,
         quiet_writer: QuietSuccessWriter | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         if not feed.fetched or not feed.url:
             raise ValueError(f"feed {feed.name} (kind {feed.kind}) is not fetched over HTTP")
@@ -240,6 +243,7 @@ class FeedPoller:
         self.lease = FeedLease(feed, repository, owner, clock=clock)
         self._state: FeedState | None = None
         self._quiet = quiet_writer
+        self._metrics = metrics if metrics is not None else process_metrics()
         self._primed = False
 
     # ----------------------------------------------------------------- loop
@@ -300,8 +304,14 @@ class FeedPoller:
         ``use_lease`` False polls without taking the lease (an operator's
         ``alertcast feeds poll --force``); ``on_schedule`` False polls even
         when the feed's next poll, planned by whichever instance polled it
-        last, is still ahead (``alertcast feeds poll --once``).
+        last, is still ahead (``alertcast feeds poll --once``). Every outcome
+        is counted in ``alertcast_feed_polls_total`` by its status.
         """
+        outcome = await self._poll_once(use_lease=use_lease, on_schedule=on_schedule)
+        self._metrics.feed_polled(outcome.feed, outcome.status)
+        return outcome
+
+    async def _poll_once(self, *, use_lease: bool, on_schedule: bool) -> PollOutcome:
         name = self.feed.name
         structlog.contextvars.bind_contextvars(feed=name)
         try:
@@ -687,6 +697,7 @@ class Poller:
         withdraw: Withdraw = lifecycle.withdraw,
         listeners: Sequence[HealthListener] = (),
         clock: Clock = utc_now,
+        metrics: Metrics | None = None,
     ) -> None:
         self.owner = owner or instance_id()
         self._repository = repository
@@ -706,6 +717,7 @@ class Poller:
                 listeners=listeners,
                 clock=clock,
                 quiet_writer=self.quiet_writer,
+                metrics=metrics,
             )
             for feed in feeds
             if feed.enabled and feed.fetched
