@@ -59,6 +59,16 @@ def _parser() -> argparse.ArgumentParser:
     with_config(p)
     p.add_argument("--host")
     p.add_argument("--port", type=int)
+    p.add_argument(
+        "--role",
+        dest="roles",
+        action="append",
+        type=_role_value,
+        default=[],
+        metavar="ROLE",
+        help="run only this part: web, worker, poller or bot; repeatable or comma-separated "
+        "(--role web,worker); default: all of them",
+    )
 
     p = sub.add_parser("worker", help="run only dispatch: send the ledger's deliveries (scale-out)")
     with_config(p)
@@ -92,6 +102,16 @@ def _parser() -> argparse.ArgumentParser:
     for register in _extensions():
         register(sub)
     return parser
+
+
+def _role_value(value: str) -> frozenset[str]:
+    """One ``--role`` value, checked as it is read: a wrong one is a usage error (exit 2)."""
+    from alertcast.ha.roles import RoleError, parse_roles
+
+    try:
+        return parse_roles([value])
+    except RoleError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 Register = Callable[["argparse._SubParsersAction[argparse.ArgumentParser]"], None]
@@ -147,8 +167,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         configure_logging(config.service.log_level, config.service.log_format)
         if args.command == "serve":
             from alertcast.app import serve
+            from alertcast.ha.roles import ALL_ROLES
 
-            asyncio.run(serve(config, host=args.host, port=args.port))
+            roles: frozenset[str] = frozenset().union(*args.roles) or ALL_ROLES
+            asyncio.run(serve(config, roles=roles, host=args.host, port=args.port))
             return EXIT_OK
         if args.command == "worker":
             from alertcast.app import run_worker

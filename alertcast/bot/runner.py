@@ -16,6 +16,12 @@ Two ways to receive what people send, chosen with ``options.bot_mode``:
   ``X-Telegram-Bot-Api-Secret-Token`` header; anything else is refused
   before it is read, so nobody can pose as Telegram.
 
+With several instances on one database, only the holder of the bot's lease
+``bot:{channel}`` consumes (:meth:`CitizenBot.start_consuming`: polls, or
+registers the webhook); the others keep the application open (webhook mode:
+to handle what Telegram posts to them) or stand by, and take over when the
+holder dies (:mod:`alertcast.ha.leases`).
+
 The Bot API base URL is ``options.api_url``, as for the sending side
 (:mod:`alertcast.channels.telegram`), so a local Bot API server or a fake can
 stand in.
@@ -129,6 +135,7 @@ class CitizenBot:
         )
         self._token = token
         self._app: BotApplication | None = None
+        self._consuming = False
 
     def __repr__(self) -> str:  # never the token or the secret
         return f"CitizenBot(name={self.name!r}, mode={self.mode!r}, api_url={self.api_url!r})"
@@ -156,24 +163,67 @@ class CitizenBot:
         self.conversation.install(app)
         return app
 
-    async def start(self) -> None:
-        """Initialise and start the application; then poll, or tell Telegram the webhook."""
+    @property
+    def consuming(self) -> bool:
+        """True while this instance polls ``getUpdates`` or has registered the webhook."""
+        return self._consuming
+
+    async def open(self) -> None:
+        """Initialise and start the application, consuming nothing yet (idempotent).
+
+        An open webhook-mode bot handles the updates Telegram POSTs to this
+        instance, whichever instance registered the webhook.
+        """
+        if self._app is not None:
+            return
         app = self._build()
         await app.initialize()
-        await app.start()
+        try:
+            await app.start()
+        except BaseException:
+            await app.shutdown()
+            raise
         self._app = app
+
+    async def start_consuming(self) -> None:
+        """Poll ``getUpdates``, or register the webhook with Telegram.
+
+        Telegram allows one consumer per bot token, so with several instances
+        only the holder of the bot's lease calls this (:mod:`alertcast.ha.leases`).
+        """
+        await self.open()
+        app = self.application
         if self.mode == "webhook":
             assert self.webhook_url is not None
             await app.bot.set_webhook(
                 self.webhook_url, secret_token=self._secret, allowed_updates=ALLOWED_UPDATES
             )
-        else:
-            assert app.updater is not None
+        elif app.updater is not None and not app.updater.running:
             await app.updater.start_polling(
                 timeout=self.poll_timeout_s,
                 allowed_updates=ALLOWED_UPDATES,
                 error_callback=self._polling_failed,
             )
+        self._consuming = True
+        log.info("bot.consuming", channel=self.name, mode=self.mode)
+
+    async def stop_consuming(self) -> None:
+        """Stop polling at once (the request in flight is cancelled); the application stays up.
+
+        Updates already fetched are still handled and confirmed to Telegram;
+        the rest wait there for the next consumer. A webhook stays registered:
+        Telegram keeps posting to the web instances, whichever holds the lease.
+        """
+        self._consuming = False
+        app = self._app
+        if app is not None and app.updater is not None and app.updater.running:
+            await app.updater.stop()
+            log.info("bot.polling_stopped", channel=self.name)
+
+    async def start(self) -> None:
+        """Initialise and start the application; then poll, or tell Telegram the webhook."""
+        await self.open()
+        await self.start_consuming()
         log.info("bot.started", channel=self.name, mode=self.mode)
 
     def _polling_failed(self, error: Exception) -> None:
@@ -183,6 +233,7 @@ class CitizenBot:
     async def stop(self) -> None:
         """Stop polling (the webhook stays registered: updates wait at Telegram), then shut down."""
         app, self._app = self._app, None
+        self._consuming = False
         if app is None:
             return
         if app.updater is not None and app.updater.running:

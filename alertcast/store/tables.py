@@ -496,3 +496,14 @@ alert_approvals = Table(
     UniqueConstraint("alert_id", "user_name"),
 )
 """Each person's decision on an alert: one per person, so nobody counts twice."""
+
+role_leases = Table(
+    "role_leases",
+    metadata,
+    Column("name", Text, primary_key=True, comment="e.g. bot:{channel}"),
+    Column("owner", Text, nullable=True, comment="instance holding it; NULL when released"),
+    Column("acquired_at", UtcDateTime, nullable=False, comment="when the owner took it"),
+    Column("renewed_at", UtcDateTime, nullable=False),
+    Column("expires_at", UtcDateTime, nullable=False, comment="free for anyone after this"),
+)
+"""Parts that run on one instance at a time (a Telegram bot's update consumer): who holds each."""

@@ -8,13 +8,17 @@ console under ``/console`` (see ``web.console``), both behind
 ``/healthz`` answers while the process lives (for restarts); ``/readyz``
 answers 200 only when the database is reachable and its schema is current
 (for load balancers: an instance that cannot persist must not take work).
+Under ``checks.roles`` it also shows the process's roles and, for each role
+lease, whether this instance holds it or stands by; that never makes it
+unready, since a standby is waiting by design. ``/metrics`` is served when
+the service passes its :class:`~alertcast.metrics.Metrics`.
 """
 
 from __future__ import annotations
 
 import html
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 from sqlalchemy import text
@@ -24,6 +28,7 @@ from alertcast import __version__, audit
 from alertcast.areas import AreaCatalogue
 from alertcast.config import FeedConfig
 from alertcast.domain import Status
+from alertcast.ha.status import RoleStatus
 from alertcast.ingest import Ingestor
 from alertcast.officers.services import OfficeServices
 from alertcast.store.alerts import AlertRepository
@@ -36,11 +41,16 @@ from alertcast.web.console import CSRF_EXEMPT
 from alertcast.web.console.routes import add_console_routes
 from alertcast.web.deliveries_api import add_deliveries_routes
 from alertcast.web.ingest_api import add_push_route
+from alertcast.web.metrics_api import add_metrics_route
 from alertcast.web.public import add_public_routes
 from alertcast.web.twilio_inbound import add_twilio_inbound_routes
 from alertcast.web.twilio_status import add_twilio_routes
 
+if TYPE_CHECKING:
+    from alertcast.metrics import Metrics
+
 ENGINE: web.AppKey[AsyncEngine] = web.AppKey("engine", AsyncEngine)
+ROLE_STATUS: web.AppKey[RoleStatus] = web.AppKey("role_status", RoleStatus)
 REPOSITORY: web.AppKey[AlertRepository] = web.AppKey("repository", AlertRepository)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -59,6 +69,9 @@ async def readyz(request: web.Request) -> web.Response:
         checks["migrations"] = "current" if await is_current(engine) else "behind"
     except Exception as exc:  # any database failure means "not ready", reported, never raised
         checks["database"] = f"unreachable: {type(exc).__name__}"
+    status = request.app.get(ROLE_STATUS)
+    if status is not None:
+        checks["roles"] = status.snapshot()
     ready = checks.get("database") == "ok" and checks.get("migrations") == "current"
     return web.json_response(
         {"status": "ready" if ready else "not ready", "checks": checks},
@@ -143,6 +156,30 @@ async def security_headers(request: web.Request, handler: Handler) -> web.Stream
     return response
 
 
+def make_operations_app(
+    engine: AsyncEngine,
+    *,
+    role_status: RoleStatus | None = None,
+    metrics: Metrics | None = None,
+) -> web.Application:
+    """What an instance without the ``web`` role serves: ``/healthz``, ``/readyz``, ``/metrics``.
+
+    A worker, poller or bot process still needs its probes (a supervisor
+    restarts what stopped answering) and its own figures scraped: send
+    latencies, 429s and rate-limiter waits are observed only in the process
+    that sends. Nothing else is routed, so no officer or provider reaches it.
+    """
+    app = web.Application(middlewares=[security_headers])
+    app[ENGINE] = engine
+    if role_status is not None:
+        app[ROLE_STATUS] = role_status
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)
+    if metrics is not None:
+        add_metrics_route(app, engine, metrics)
+    return app
+
+
 def make_web_app(
     engine: AsyncEngine,
     repository: AlertRepository,
@@ -158,6 +195,8 @@ def make_web_app(
     extra_routes: Sequence[web.RouteDef] = (),
     officers: OfficeServices | None = None,
     tile_url: str | None = None,
+    role_status: RoleStatus | None = None,
+    metrics: Metrics | None = None,
 ) -> web.Application:
     """The web application; the push route exists only when there are push feeds.
 
@@ -167,6 +206,8 @@ def make_web_app(
     ``officers`` adds the duty officers' API and console; without it the
     progress endpoint is served alone, unauthenticated (counts only).
     ``tile_url`` is the console map's tile template (None: outlines only).
+    ``role_status`` adds the process's roles and leases to ``/readyz``;
+    ``metrics`` adds ``GET /metrics``.
     """
     middlewares: list[Any] = [security_headers]
     if officers is not None:
@@ -174,9 +215,13 @@ def make_web_app(
     app = web.Application(middlewares=middlewares, client_max_size=6 * 1024 * 1024)
     app[ENGINE] = engine
     app[REPOSITORY] = repository
+    if role_status is not None:
+        app[ROLE_STATUS] = role_status
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/", index)
+    if metrics is not None:
+        add_metrics_route(app, engine, metrics)
     if officers is None:
         add_deliveries_routes(app, engine, limits=channel_limits)
     else:

@@ -106,6 +106,7 @@ async def test_a_dropped_alert_is_stored_audited_announced_and_shown(
     assert status == 200 and json.loads(body)["checks"] == {
         "database": "ok",
         "migrations": "current",
+        "roles": {"roles": ["web", "worker", "poller", "bot"], "leases": {}},
     }
     status, body = seen["/"]  # type: ignore[misc]
     assert status == 200

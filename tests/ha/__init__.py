@@ -1,0 +1,1 @@
+"""High availability: several alertcast processes on one PostgreSQL."""
