@@ -388,7 +388,8 @@ def test_each_unit_runs_alertcast_from_the_images_environment(name: str) -> None
         for pair in shlex.split(instruction.arguments)
     )
     assert argv[0] == f"{build_env['VIRTUAL_ENV']}/bin/alertcast"
-    args = cli(argv[1:])
+    # What systemd runs for instance 1 of a template unit (%i is the instance name).
+    args = cli([word.replace("%i", "1") for word in argv[1:]])
     assert args.command == "serve"
     assert str(args.config) == CONFIG_IN_IMAGE
     roles = frozenset().union(*args.roles)
@@ -398,6 +399,17 @@ def test_each_unit_runs_alertcast_from_the_images_environment(name: str) -> None
     assert service["EnvironmentFile"].startswith(CONFIG_DIR + "/")
     assert service["KillSignal"] == "SIGTERM"
     assert unit["Install"]["WantedBy"] == "multi-user.target"
+    if name in SPLIT_UNITS and SPLIT_UNITS[name] != "web":
+        # Probes and /metrics only, on a port of its own beside the web unit's.
+        assert args.port is not None and args.port != 8080
+
+
+def test_the_split_units_of_one_host_listen_on_different_ports() -> None:
+    ports = []
+    for name in SPLIT_UNITS:
+        args = cli([w.replace("%i", "1") for w in _exec_start(SYSTEMD / name)[1:]])
+        ports.append(args.port if args.port is not None else 8080)
+    assert len(set(ports)) == len(ports)
 
 
 def test_the_all_in_one_unit_conflicts_with_the_single_instance_split_units() -> None:
