@@ -471,7 +471,10 @@ def _without_status_marker(headline: str, status: Status) -> str:
     if not words:
         return headline
     pattern = "|".join(re.escape(word) for word in words.values())
-    stripped = re.sub(rf"^\[?(?:{pattern})\]?\s*[:\-–—.]?\s*", "", headline, flags=re.I)
+    # "Simulacro de sismo" names the drill: "SIMULACRO: Sismo", not "SIMULACRO: De sismo".
+    stripped = re.sub(
+        rf"^\[?(?:{pattern})\]?\s*(?:[:\-–—.]\s*|(?:de|del|of)\s+)?", "", headline, flags=re.I
+    )
     if not stripped:
         return headline
     return stripped[:1].upper() + stripped[1:] if stripped != headline else headline

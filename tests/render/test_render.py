@@ -129,6 +129,9 @@ def test_a_headline_that_repeats_the_status_word_is_not_doubled() -> None:
     info = make_info(headline="SIMULACRO: sismo en Oaxaca")
     rendering = render(make_alert(info, status=Status.EXERCISE), "x", language="es")
     assert rendering.parts[0].text.startswith("SIMULACRO: ⛈️ Sismo en Oaxaca")
+    named = make_info(headline="Simulacro de sismo en Oaxaca")
+    drill = render(make_alert(named, status=Status.EXERCISE), "x", language="es")
+    assert drill.parts[0].text.startswith("SIMULACRO: ⛈️ Sismo en Oaxaca")
     test = make_info(language="en-US", headline="Typhoon Paeng [TEST]")
     assert "[TEST]" in render(make_alert(test, status=Status.TEST), "x", language="en").text
 
