@@ -1,4 +1,4 @@
-"""Shared fixtures: the public corpus and the two databases.
+"""Shared fixtures: the public corpus, the two databases and an engine on them.
 
 Tests that read ``../shared/corpus`` skip where it is absent (a user's clone)
 and fail where ``ALERTCAST_REQUIRE_CORPUS=1`` (CI). Tests that need PostgreSQL
@@ -14,6 +14,9 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from tests.databases import migrated_engine
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
@@ -120,3 +123,10 @@ async def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncI
         yield url
     finally:
         await _drop_database(admin, name)
+
+
+@pytest.fixture
+async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
+    """An engine on a fresh database of each kind, migrated to head (SQLite and PostgreSQL)."""
+    async with migrated_engine(database_url) as engine:
+        yield engine

@@ -27,7 +27,8 @@ from alertcast.subscribers.crypto import KEY_ENV, SubscriberKeys
 from alertcast.subscribers.store import SubscriberStore
 from alertcast.web.api.routes import add_api_routes
 from alertcast.web.auth import CSRF_HEADER, SESSION_COOKIE, auth_middleware
-from tests.officers.service_files import migrated_engine, write_config_files
+from tests.databases import migrated_engine
+from tests.officers.service_files import write_config_files
 
 SENDER = "alertas@proteccion.example.mx"
 SECRET = bytes(range(32))

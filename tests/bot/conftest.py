@@ -16,8 +16,6 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from alertcast import lifecycle
 from alertcast.areas import AreaCatalogue
 from alertcast.demo.fake_telegram import FakeTelegramAPI
-from alertcast.store.engine import make_engine
-from alertcast.store.migrate import upgrade
 from alertcast.subscribers.crypto import SubscriberKeys
 from alertcast.subscribers.model import Subscriber
 from alertcast.subscribers.store import SubscriberStore
@@ -42,16 +40,6 @@ async def fake() -> AsyncIterator[FakeTelegramAPI]:
     # The bot answers one person a few times a second; flood limits are the channel's tests.
     async with FakeTelegramAPI(limits=False) as api:
         yield api
-
-
-@pytest.fixture
-async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
-    await upgrade(database_url)
-    engine = make_engine(database_url)
-    try:
-        yield engine
-    finally:
-        await engine.dispose()
 
 
 class RecordingStore:

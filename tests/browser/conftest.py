@@ -42,6 +42,7 @@ import pytest
 
 from tests.conftest import REPO_ROOT
 from tests.fakes.twilio_api import ACCOUNT_SID, AUTH_TOKEN, SID_ENV, TOKEN_ENV, FakeTwilio
+from tests.officers.service_files import SERVED_TOML
 
 if TYPE_CHECKING:
     from playwright.sync_api import Browser
@@ -74,18 +75,6 @@ SMS_TARGET = "+15005550101"
 DRILL_TARGET = "+15005550199"
 """The phone the drill SMS channel posts to: only exercises reach it."""
 SMS_SENDER = "+15005550006"
-
-CONFIG_TOML = """\
-[service]
-host = "127.0.0.1"
-port = {port}
-data_dir = "data"
-log_level = "info"
-log_format = "json"
-
-[database]
-url = "sqlite:///{database}"
-"""
 
 CONSOLE_TOML = """\
 name = "{name}"
@@ -312,7 +301,9 @@ def write_service_folder(root: Path, port: int, twilio_url: str) -> None:
     channels = root / "channels"
     channels.mkdir()
     (root / "alertcast.toml").write_text(
-        CONFIG_TOML.format(port=port, database=(root / "data" / "alertcast.db").as_posix()),
+        SERVED_TOML.format(
+            port=port, database_url=f"sqlite:///{(root / 'data' / 'alertcast.db').as_posix()}"
+        ),
         encoding="utf-8",
     )
     for name, test_only in (("console", ""), ("console-drill", "test_only = true")):

@@ -56,6 +56,13 @@ class Journey:
             old.unlink()
         return cls(folder, service)
 
+    def logged_in(self, browser: Browser, name: str) -> Page:
+        """A new window for ``name``, logged in as a step of its own: how every journey starts."""
+        page = new_page(browser)
+        with self.step(page, f"{name} logs in"):
+            log_in(page, self.service, name)
+        return page
+
     def _shoot(self, page: Page, name: str) -> Path:
         path = self.folder / f"{name}.png"
         try:

@@ -56,11 +56,8 @@ def test_officer_composes_approver_approves_officer_cancels(
     from playwright.sync_api import expect
 
     journey = Journey.for_test("officer-flow", service)
-    ana = new_page(browser)
+    ana = journey.logged_in(browser, OFFICER)
     beto = new_page(browser)
-
-    with journey.step(ana, "ana logs in"):
-        log_in(ana, service, OFFICER)
 
     with journey.step(ana, "ana composes an Actual alert"):
         open_compose(ana)
@@ -156,10 +153,7 @@ def test_an_exercise_is_marked_as_one_on_compose_and_on_its_page(
     from playwright.sync_api import expect
 
     journey = Journey.for_test("exercise-banner", service)
-    ana = new_page(browser)
-
-    with journey.step(ana, "ana logs in"):
-        log_in(ana, service, OFFICER)
+    ana = journey.logged_in(browser, OFFICER)
 
     with journey.step(ana, "the compose form of a real alert shows no exercise banner"):
         open_compose(ana)
@@ -193,10 +187,7 @@ def test_an_approver_cannot_approve_the_alert_he_composed(
     from playwright.sync_api import expect
 
     journey = Journey.for_test("two-person-rule", service)
-    beto = new_page(browser)
-
-    with journey.step(beto, "beto logs in"):
-        log_in(beto, service, APPROVER)
+    beto = journey.logged_in(browser, APPROVER)
 
     with journey.step(beto, "beto composes and submits an Actual alert"):
         open_compose(beto)

@@ -42,8 +42,6 @@ from alertcast.errors import (
 from alertcast.ports import Channel, FollowUpChannel, OutboundMessage
 from alertcast.ratelimit import RateLimiter
 from alertcast.render import render
-from alertcast.store.engine import make_engine
-from alertcast.store.migrate import upgrade
 from alertcast.store.tables import deliveries
 from tests.builders import quake_alert
 
@@ -539,16 +537,6 @@ def test_from_config_reports_every_problem_without_showing_the_token(
 
 
 # --------------------------------------------------------------------------- end to end
-
-
-@pytest.fixture
-async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
-    await upgrade(database_url)
-    engine = make_engine(database_url)
-    try:
-        yield engine
-    finally:
-        await engine.dispose()
 
 
 async def test_a_fan_out_through_the_worker_reaches_every_chat_within_the_limits(

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import base64
 import json
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -15,8 +14,6 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from alertcast import audit
 from alertcast.cli_subscribers import register
-from alertcast.store.engine import make_engine
-from alertcast.store.migrate import upgrade
 from alertcast.store.tables import subscribers
 from alertcast.subscribers.crypto import KEY_ENV, SubscriberKeys
 from alertcast.subscribers.store import SubscriberStore
@@ -51,16 +48,6 @@ def config(tmp_path: Path, database_url: str) -> Path:
         f'[service]\ndata_dir = "data"\n[database]\nurl = "{database_url}"\n', encoding="utf-8"
     )
     return path
-
-
-@pytest.fixture
-async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
-    await upgrade(database_url)
-    engine = make_engine(database_url)
-    try:
-        yield engine
-    finally:
-        await engine.dispose()
 
 
 @pytest.fixture

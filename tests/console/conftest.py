@@ -28,7 +28,8 @@ from alertcast.subscribers.store import SubscriberStore
 from alertcast.web.auth import auth_middleware
 from alertcast.web.console import CSRF_EXEMPT, add_console_routes
 from alertcast.web.ingest_api import FailureThrottle
-from tests.officers.service_files import DRILLS_ROUTE, migrated_engine, write_config_files
+from tests.databases import migrated_engine
+from tests.officers.service_files import DRILLS_ROUTE, write_config_files
 
 PASSWORD = "correct horse battery staple"
 TILE_URL = "https://tiles.example.org/{z}/{x}/{y}.png"

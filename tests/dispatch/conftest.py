@@ -1,9 +1,9 @@
-"""Fixtures for the dispatch tests: a migrated engine on each database and stored alerts."""
+"""Fixtures for the dispatch tests: stored alerts (the engine is the root one)."""
 
 from __future__ import annotations
 
 import itertools
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 
 import pytest
@@ -15,25 +15,12 @@ from alertcast.domain import (
     MsgType,
     Severity,
 )
-from alertcast.store.engine import make_engine
-from alertcast.store.migrate import upgrade
 from tests.builders import quake_alert
 
 SENDER = "proteccion.civil@example.mx"
 _numbers = itertools.count(1)
 
 StoreAlert = Callable[..., Awaitable[int]]
-
-
-@pytest.fixture
-async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
-    """An engine on a fresh database migrated to head (SQLite and PostgreSQL)."""
-    await upgrade(database_url)
-    engine = make_engine(database_url)
-    try:
-        yield engine
-    finally:
-        await engine.dispose()
 
 
 def make_alert(

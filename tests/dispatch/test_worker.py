@@ -292,7 +292,8 @@ async def test_nothing_of_a_cancelled_alert_is_sent_after_the_cancel_commits(
     assert started_before_cancel  # the cancel did land mid-fan-out
     assert doomed_sent <= started_before_cancel
     counts = await ledger.progress(engine, doomed)
-    assert counts["fake"]["cancelled"] == 200 - len(doomed_sent)
+    # "cancelled" is absent when every doomed row had begun before the cancel (a slow machine).
+    assert counts["fake"].get("cancelled", 0) == 200 - len(doomed_sent), counts
     assert await ledger.progress(engine, other) == {"fake": {"sent": 200}}
     await audit.verify_chain(engine)
 

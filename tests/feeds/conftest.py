@@ -1,10 +1,10 @@
-"""Shared pieces for the feed tests: a migrated engine, a local feed server, a session."""
+"""Shared pieces for the feed tests: a local feed server, a session, a poller."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -20,22 +20,10 @@ from alertcast.feeds.http import HttpFetcher, make_session
 from alertcast.feeds.poller import FeedPoller
 from alertcast.ingest import Ingestor, ItemOutcome
 from alertcast.store.alerts import AlertRepository
-from alertcast.store.engine import make_engine
 from alertcast.store.feed_state import FeedStateRepository
-from alertcast.store.migrate import upgrade
 from alertcast.store.tables import alerts
+from tests.clocks import HandClock
 from tests.feeds.feed_server import FeedServer
-
-
-@pytest.fixture
-async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
-    """An engine on a fresh database migrated to head (SQLite and PostgreSQL)."""
-    await upgrade(database_url)
-    engine = make_engine(database_url)
-    try:
-        yield engine
-    finally:
-        await engine.dispose()
 
 
 @pytest.fixture
@@ -72,16 +60,10 @@ class CountingIngestor:
 
 
 @dataclass
-class FakeClock:
-    """A wall clock the test moves by hand."""
+class FakeClock(HandClock):
+    """A wall clock the feed tests move by hand, starting on a January afternoon."""
 
     now: datetime = field(default_factory=lambda: datetime(2026, 1, 19, 17, 0, tzinfo=UTC))
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += timedelta(seconds=seconds)
 
 
 def make_poller(

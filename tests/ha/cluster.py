@@ -56,6 +56,7 @@ from alertcast.store.engine import make_engine
 from alertcast.store.tables import alerts, deliveries, feed_state, subscribers
 from alertcast.subscribers.crypto import KEY_ENV, SubscriberKeys, generate_secret
 from tests.fakes.twilio_api import ACCOUNT_SID, AUTH_TOKEN, SID_ENV, TOKEN_ENV, FakeTwilio
+from tests.officers.service_files import SERVED_TOML
 
 FEED_NAME = "proteccion-civil"
 FEED_PATH = "/avisos.atom"
@@ -71,18 +72,6 @@ STOP_TIMEOUT_S = 15.0
 CAP_NS = "urn:oasis:names:tc:emergency:cap:1.2"
 OPEN_STATES = ("pending", "claimed")
 """Ledger states of a delivery that is not finished."""
-
-CONFIG_TOML = """\
-[service]
-host = "127.0.0.1"
-port = {port}
-data_dir = "data"
-log_level = "info"
-log_format = "json"
-
-[database]
-url = "{database_url}"
-"""
 
 FEED_TOML = """\
 name = "{name}"
@@ -459,7 +448,7 @@ class Cluster:
         channels = self.root / "channels"
         channels.mkdir(exist_ok=True)
         (self.root / "alertcast.toml").write_text(
-            CONFIG_TOML.format(port=free_port(), database_url=self.database_url),
+            SERVED_TOML.format(port=free_port(), database_url=self.database_url),
             encoding="utf-8",
         )
         (self.root / "feeds" / f"{FEED_NAME}.toml").write_text(

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
@@ -14,8 +13,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from alertcast.errors import StoreError
 from alertcast.ha.leases import RoleLease, all_leases
 from alertcast.store.engine import make_engine
-from alertcast.store.migrate import upgrade
 from alertcast.store.tables import role_leases
+from tests.clocks import HandClock
 
 NAME = "bot:ciudadanos"
 WAIT_S = 15.0
@@ -23,26 +22,10 @@ WAIT_S = 15.0
 
 
 @dataclass
-class Clock:
-    """A wall clock the test moves by hand."""
+class Clock(HandClock):
+    """A wall clock the lease tests move by hand, starting on a December morning."""
 
     now: datetime = field(default_factory=lambda: datetime(2026, 12, 6, 9, 0, tzinfo=UTC))
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += timedelta(seconds=seconds)
-
-
-@pytest.fixture
-async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
-    await upgrade(database_url)
-    engine = make_engine(database_url)
-    try:
-        yield engine
-    finally:
-        await engine.dispose()
 
 
 async def owner_of(engine: AsyncEngine, name: str = NAME) -> str | None:

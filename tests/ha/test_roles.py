@@ -26,7 +26,6 @@ from alertcast.demo.fake_telegram import FakeTelegramAPI
 from alertcast.ha.bots import LeasedBots, bot_lease_name
 from alertcast.ha.roles import ALL_ROLES, ROLES, RoleError, parse_roles
 from alertcast.store.engine import make_engine
-from alertcast.store.migrate import upgrade
 from alertcast.store.tables import deliveries, feed_state, role_leases
 from alertcast.subscribers.crypto import SubscriberKeys
 from alertcast.subscribers.store import SubscriberStore
@@ -339,16 +338,6 @@ async def test_serve_role_worker_sends_and_serves_only_probes_and_metrics(
 async def fake() -> AsyncIterator[FakeTelegramAPI]:
     async with FakeTelegramAPI(limits=False) as api:
         yield api
-
-
-@pytest.fixture
-async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
-    await upgrade(database_url)
-    engine = make_engine(database_url)
-    try:
-        yield engine
-    finally:
-        await engine.dispose()
 
 
 def _bot(fake: FakeTelegramAPI, engine: AsyncEngine) -> CitizenBot:

@@ -1,32 +1,17 @@
-"""Fixtures for the metrics tests: a migrated engine on each database, stored alerts, a parser."""
+"""Fixtures for the metrics tests: stored alerts and a parser (the engine is the root one)."""
 
 from __future__ import annotations
 
 import itertools
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
-import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from alertcast import lifecycle
-from alertcast.store.engine import make_engine
-from alertcast.store.migrate import upgrade
 from tests.dispatch.conftest import make_alert
 
 _numbers = itertools.count(1)
-
-
-@pytest.fixture
-async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
-    """An engine on a fresh database migrated to head (SQLite and PostgreSQL)."""
-    await upgrade(database_url)
-    engine = make_engine(database_url)
-    try:
-        yield engine
-    finally:
-        await engine.dispose()
 
 
 async def store_alert(engine: AsyncEngine) -> int:

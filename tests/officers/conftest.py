@@ -1,8 +1,7 @@
-"""Fixtures for the officers' tests: a migrated engine on each database, stores, a clock."""
+"""Fixtures for the officers' tests: stores and a clock."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -12,7 +11,6 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from alertcast.officers.sessions import SessionStore
 from alertcast.officers.tokens import TokenStore
 from alertcast.officers.users import UserStore
-from tests.officers.service_files import migrated_engine
 
 ADMIN = "user:admin"
 
@@ -33,13 +31,6 @@ class Clock:
 def fast_hasher() -> PasswordHasher:
     """argon2id with small costs: the same algorithm, fast enough for many tests."""
     return PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
-
-
-@pytest.fixture
-async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
-    """An engine on a fresh database migrated to head (SQLite and PostgreSQL)."""
-    async with migrated_engine(database_url) as engine:
-        yield engine
 
 
 @pytest.fixture

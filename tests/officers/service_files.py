@@ -1,21 +1,28 @@
-"""What the officers', API, console and preview tests all set up: a database and a configuration.
+"""What the officers', API, console and preview tests all set up: a configuration.
 
-:func:`migrated_engine` opens an engine on a database migrated to head;
 :func:`write_config_files` lays out a configuration directory (channels,
 feeds, rules, ``alertcast.toml``) the way an operator would, so each suite
-states only what its own channels and rules are.
+states only what its own channels and rules are. Their database comes from
+:func:`tests.databases.migrated_engine`, as every suite's does.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping
-from contextlib import asynccontextmanager
+from collections.abc import Mapping
 from pathlib import Path
 
-from sqlalchemy.ext.asyncio import AsyncEngine
+SERVED_TOML = """\
+[service]
+host = "127.0.0.1"
+port = {port}
+data_dir = "data"
+log_level = "info"
+log_format = "json"
 
-from alertcast.store.engine import make_engine
-from alertcast.store.migrate import upgrade
+[database]
+url = "{database_url}"
+"""
+"""``alertcast.toml`` of a service run as its own process on this computer (JSON logs)."""
 
 DRILLS_ROUTE = """
 [[route.routes]]
@@ -25,17 +32,6 @@ channels = ["drills"]
 test_audience = "channel-post"
 """
 """A route that sends exercises only to the ``drills`` channel, as a post."""
-
-
-@asynccontextmanager
-async def migrated_engine(url: str) -> AsyncIterator[AsyncEngine]:
-    """An engine on the database at ``url``, migrated to head; disposed of afterwards."""
-    await upgrade(url)
-    engine = make_engine(url)
-    try:
-        yield engine
-    finally:
-        await engine.dispose()
 
 
 def write_config_files(

@@ -12,22 +12,12 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from alertcast.config import Config, load_config
 from alertcast.dispatch.planner import AudienceSource
 from alertcast.dispatch.progress import channel_rate_limits
-from alertcast.domain import (
-    Alert,
-    Area,
-    Category,
-    Certainty,
-    Info,
-    MsgType,
-    Scope,
-    Severity,
-    Status,
-    Urgency,
-)
+from alertcast.domain import Alert, Area, Info, Status
 from alertcast.preview import Previewer
 from alertcast.rules_model import Delivery
 from alertcast.store.alerts import StoredAlert
 from tests.officers.service_files import write_config_files
+from tests.render.alerts import make_alert, make_info
 
 SENDER = "proteccion.civil@example.mx"
 SMS_RATE = 10.0
@@ -128,33 +118,26 @@ def previewer(engine: AsyncEngine, config: Config, audience: AudienceSource | No
 
 
 def info(**fields: Any) -> Info:
+    """The rendering tests' rain warning, shorter: no description and no web link."""
     values: dict[str, Any] = {
-        "categories": (Category.MET,),
-        "event": "Lluvias intensas",
-        "urgency": Urgency.EXPECTED,
-        "severity": Severity.SEVERE,
-        "certainty": Certainty.LIKELY,
-        "language": "es-MX",
         "headline": "Lluvias en la montaña",
+        "description": None,
         "instruction": "Evite cruzar calles inundadas.",
+        "web": None,
         "areas": (Area(area_desc="Valle de Bravo"),),
     }
-    values.update(fields)
-    return Info(**values)
+    return make_info(**(values | fields))
 
 
 def alert(*infos: Info, status: Status = Status.ACTUAL, identifier: str = "PRE-1") -> Alert:
+    """An alert sent now, each info expiring six hours later unless it says otherwise."""
     sent = datetime.now(UTC).replace(microsecond=0)
-    return Alert(
+    return make_alert(
+        *(i if i.expires is not None else _expiring(i, sent) for i in (infos or (info(),))),
         identifier=identifier,
         sender=SENDER,
         sent=sent,
         status=status,
-        msg_type=MsgType.ALERT,
-        scope=Scope.PUBLIC,
-        infos=tuple(
-            i if i.expires is not None else _expiring(i, sent) for i in (infos or (info(),))
-        ),
     )
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -12,8 +11,6 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from alertcast import audit
 from alertcast.domain import Category, Severity, Status, Urgency
 from alertcast.rules import LabelMatcher, Silence
-from alertcast.store.engine import make_engine
-from alertcast.store.migrate import upgrade
 from alertcast.store.silences import SilenceNotFoundError, SilenceRepository
 from tests.rules.support import NOW, alert, decide, info, rules
 
@@ -167,16 +164,6 @@ test_audience = "channel-post"
 
 
 # The store --------------------------------------------------------------------------
-
-
-@pytest.fixture
-async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
-    await upgrade(database_url)
-    engine = make_engine(database_url)
-    try:
-        yield engine
-    finally:
-        await engine.dispose()
 
 
 def matchers(*texts: str) -> list[LabelMatcher]:

@@ -1,18 +1,16 @@
-"""Fixtures for the subscriber tests: a fixed key in the environment, a migrated engine, a store."""
+"""Fixtures for the subscriber tests: a fixed key in the environment and a store."""
 
 from __future__ import annotations
 
 import base64
 import itertools
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from alertcast import lifecycle
-from alertcast.store.engine import make_engine
-from alertcast.store.migrate import upgrade
 from alertcast.subscribers.crypto import KEY_ENV, SubscriberKeys
 from alertcast.subscribers.store import SubscriberStore
 from tests.builders import quake_alert
@@ -36,17 +34,6 @@ def subscriber_key(monkeypatch: pytest.MonkeyPatch) -> str:
 @pytest.fixture
 def keys() -> SubscriberKeys:
     return SubscriberKeys(TEST_SECRET)
-
-
-@pytest.fixture
-async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
-    """An engine on a fresh database migrated to head (SQLite and PostgreSQL)."""
-    await upgrade(database_url)
-    engine = make_engine(database_url)
-    try:
-        yield engine
-    finally:
-        await engine.dispose()
 
 
 @pytest.fixture

@@ -16,7 +16,6 @@ from alertcast.dispatch.ledger import DeliveryState
 from alertcast.dispatch.progress import alert_progress
 from alertcast.store.alerts import AlertRepository
 from alertcast.store.engine import make_engine
-from alertcast.store.migrate import upgrade
 from alertcast.web.app import make_web_app
 from tests.dispatch.conftest import make_alert
 from tests.dispatch.test_progress import finish, plan_rows
@@ -26,16 +25,6 @@ DAY_AGO = datetime.now(UTC) - timedelta(days=1)
 
 def path(alert_id: int | str) -> str:
     return f"/api/v1/alerts/{alert_id}/progress"
-
-
-@pytest.fixture
-async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
-    await upgrade(database_url)
-    engine = make_engine(database_url)
-    try:
-        yield engine
-    finally:
-        await engine.dispose()
 
 
 @pytest.fixture

@@ -35,8 +35,6 @@ from alertcast.domain import (
 from alertcast.errors import ConfigError, Permanent
 from alertcast.feeds.cap_index import CapIndexParser, IndexedLink
 from alertcast.ports import OutboundMessage
-from alertcast.store.engine import make_engine
-from alertcast.store.migrate import upgrade
 from alertcast.store.tables import alerts, audit_log
 from alertcast.web.public import add_public_routes
 
@@ -81,16 +79,6 @@ def drill(identifier: str, *, sent: datetime, status: Status = Status.EXERCISE) 
             ),
         ),
     )
-
-
-@pytest.fixture
-async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
-    await upgrade(database_url)
-    engine = make_engine(database_url)
-    try:
-        yield engine
-    finally:
-        await engine.dispose()
 
 
 @pytest.fixture

@@ -21,8 +21,6 @@ from alertcast.domain import (
 )
 from alertcast.ingest import Ingestor
 from alertcast.store.alerts import AlertRepository, AlertState
-from alertcast.store.engine import make_engine
-from alertcast.store.migrate import upgrade
 from alertcast.web.app import make_web_app
 from alertcast.web.ingest_api import PUSH_PATH, FailureThrottle, add_push_route
 from tests.builders import quake_alert
@@ -65,16 +63,6 @@ def push_feed(
     }
     fields.update(changes)
     return FeedConfig(**fields)
-
-
-@pytest.fixture
-async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
-    await upgrade(database_url)
-    engine = make_engine(database_url)
-    try:
-        yield engine
-    finally:
-        await engine.dispose()
 
 
 class Clock:

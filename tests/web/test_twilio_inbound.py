@@ -24,8 +24,6 @@ from alertcast import audit
 from alertcast.areas import AreaCatalogue
 from alertcast.errors import StoreError
 from alertcast.sms import transliterate_to_gsm7
-from alertcast.store.engine import make_engine
-from alertcast.store.migrate import upgrade
 from alertcast.subscribers.crypto import SubscriberKeys
 from alertcast.subscribers.keyword_texts import keyword_text
 from alertcast.subscribers.model import Subscriber
@@ -78,16 +76,6 @@ AREAS = {
         },
     ],
 }
-
-
-@pytest.fixture
-async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
-    await upgrade(database_url)
-    engine = make_engine(database_url)
-    try:
-        yield engine
-    finally:
-        await engine.dispose()
 
 
 @pytest.fixture

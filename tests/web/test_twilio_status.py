@@ -27,8 +27,6 @@ from alertcast.dispatch import ledger
 from alertcast.dispatch.ledger import DeliveryState, Outcome
 from alertcast.dispatch.worker import Worker
 from alertcast.ports import OutboundMessage
-from alertcast.store.engine import make_engine
-from alertcast.store.migrate import upgrade
 from alertcast.store.tables import deliveries
 from alertcast.testing import UnlimitedLimiter
 from alertcast.web.twilio_status import EMPTY_TWIML, REJECTED_ACTION, add_twilio_routes
@@ -55,16 +53,6 @@ CONTENT = "HX" + "1a" * 16
 def _secrets(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(SID_ENV, ACCOUNT_SID)
     monkeypatch.setenv(TOKEN_ENV, AUTH_TOKEN)
-
-
-@pytest.fixture
-async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
-    await upgrade(database_url)
-    engine = make_engine(database_url)
-    try:
-        yield engine
-    finally:
-        await engine.dispose()
 
 
 async def serve(engine: AsyncEngine, public_url: str | None = None) -> TestClient[Any, Any]:
