@@ -589,20 +589,9 @@ async def ingest_alert(
             )
             if not result.created:
                 return StoredMessage(alert, all_warnings, result)
-            node = _Node(
-                id=result.alert_id,
-                key=alert.key,
-                status=alert.status,
-                msg_type=alert.msg_type,
-                state=AlertState.ACTIVE,
-                sent_utc=alert.sent,
-                expires_at=alert.expires,
-                feed=feed,
+            node, transaction = await _enter(
+                conn, alert, result.alert_id, feed=feed, now=now, actor=actor, policy=policy
             )
-            transaction = _Transaction(
-                conn, now=now, actor=actor, policy=policy or LifecyclePolicy()
-            )
-            await transaction.on_new(node, _own_references(alert))
     return StoredMessage(
         alert,
         all_warnings,
@@ -696,18 +685,9 @@ async def activate_in(
         },
         at=now,
     )
-    node = _Node(
-        id=alert_id,
-        key=alert.key,
-        status=alert.status,
-        msg_type=alert.msg_type,
-        state=AlertState.ACTIVE,
-        sent_utc=alert.sent,
-        expires_at=alert.expires,
-        feed=None,
+    node, transaction = await _enter(
+        conn, alert, alert_id, feed=None, now=now, actor=actor, policy=policy
     )
-    transaction = _Transaction(conn, now=now, actor=actor, policy=policy or LifecyclePolicy())
-    await transaction.on_new(node, _own_references(alert))
     log.info("alert.released", alert=str(alert.key), alert_id=alert_id, actor=actor)
     result = IngestResult(
         key=alert.key,
@@ -718,6 +698,32 @@ async def activate_in(
         effects=tuple(transaction.effects),
     )
     return StoredMessage(alert, (), result)
+
+
+async def _enter(
+    conn: AsyncConnection,
+    alert: Alert,
+    alert_id: int,
+    *,
+    feed: str | None,
+    now: datetime,
+    actor: str,
+    policy: LifecyclePolicy | None,
+) -> tuple[_Node, _Transaction]:
+    """A message just in force (stored, or released by officers) takes its effect on its story."""
+    node = _Node(
+        id=alert_id,
+        key=alert.key,
+        status=alert.status,
+        msg_type=alert.msg_type,
+        state=AlertState.ACTIVE,
+        sent_utc=alert.sent,
+        expires_at=alert.expires,
+        feed=feed,
+    )
+    transaction = _Transaction(conn, now=now, actor=actor, policy=policy or LifecyclePolicy())
+    await transaction.on_new(node, _own_references(alert))
+    return node, transaction
 
 
 def _own_references(alert: Alert) -> list[AlertKey]:
